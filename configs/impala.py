@@ -1,0 +1,104 @@
+"""IMPALA configs: ``--config=configs/impala.py:<preset>``.
+
+Presets:
+  overcooked  Overcooked-AI cramped_room, featurized observations, shaped
+              rewards annealed away; the default run of ``train.py`` (minutes on
+              2 CPU cores).
+  toy         ``toy/cue_coordination``, a tiny cooperative game for quick checks.
+
+Every field can be overridden from the command line, e.g.
+``--config.learning_rate=3e-4 --config.network.lstm_size=128``.
+"""
+
+import ml_collections
+
+
+def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.algo = 'impala'
+  c.preset = preset
+
+  # Environment.
+  c.env = 'overcooked/cramped_room'
+  c.env_kwargs = ml_collections.ConfigDict()
+
+  # Run.
+  c.seed = 0
+  c.num_steps = 1_000_000  # total environment steps (all actors and copies)
+  c.population_size = 1
+  c.matchmaking = 'self_play'  # 'self_play' | 'random'
+  c.launcher = 'single'
+  c.num_actors = 1
+  c.num_envs_per_actor = 16
+  c.num_learner_devices = 0  # 0: every local device
+
+  # IMPALA.
+  c.discount = 0.99
+  c.sequence_length = 20
+  c.batch_size = 32  # sequences per member per update
+  c.replay_max_size = 256  # sequences queued per member
+  c.optimizer = 'adam'  # 'rmsprop' (the paper) | 'adam'
+  c.learning_rate = 5e-4
+  c.optimizer_eps = 1e-5
+  c.rmsprop_decay = 0.99
+  c.rmsprop_momentum = 0.0
+  c.adam_b1 = 0.9
+  c.adam_b2 = 0.999
+  c.max_grad_norm = 40.0
+  c.entropy_cost = 0.01
+  c.baseline_cost = 0.5
+  c.vtrace_lambda = 1.0
+  c.clip_rho_threshold = 1.0
+  c.clip_pg_rho_threshold = 1.0
+  c.popart = False
+  c.popart_step_size = 1e-3
+  c.popart_scale_lb = 1e-4
+  c.popart_scale_ub = 1e6
+
+  # Network.
+  c.network = ml_collections.ConfigDict()
+  c.network.observation_key = 'FEATURES'
+  c.network.mlp_sizes = (128, 128)
+  c.network.conv_channels = (32, 32)
+  c.network.conv_kernels = (3, 3)
+  c.network.conv_strides = (1, 1)
+  c.network.lstm_size = 0  # 0: feed-forward
+  c.network.use_prev_action = True
+  c.network.use_prev_reward = True
+
+  # Run directory: logs, checkpoints, videos.
+  c.exp_dir = ''  # '' -> runs/<env>_<algo>_<time>
+  c.checkpoint_every_s = 300.0
+  c.max_checkpoints_to_keep = 3
+  c.progress_every_s = 10.0
+  c.log_every_updates = 10
+  c.record_video = False
+  c.video_episodes = 1
+
+  if preset == 'overcooked':
+    c.env = 'overcooked/cramped_room'
+    c.env_kwargs.horizon = 400
+    c.env_kwargs.observation = 'featurized'
+    c.env_kwargs.reward_shaping_factor = 1.0
+    c.env_kwargs.reward_shaping_horizon = 2_000_000
+  elif preset == 'overcooked_lossless':
+    c.env = 'overcooked/cramped_room'
+    c.env_kwargs.horizon = 400
+    c.env_kwargs.observation = 'lossless'
+    c.env_kwargs.reward_shaping_factor = 1.0
+    c.env_kwargs.reward_shaping_horizon = 2_000_000
+    c.network.observation_key = 'GRID'
+    c.network.mlp_sizes = (128,)
+  elif preset == 'toy':
+    c.env = 'toy/cue_coordination'
+    c.num_steps = 20_000
+    c.num_envs_per_actor = 8
+    c.batch_size = 16
+    c.sequence_length = 8
+    c.network.mlp_sizes = (32,)
+    c.learning_rate = 1e-2
+    c.progress_every_s = 2.0
+  else:
+    raise ValueError(f'Unknown impala preset {preset!r}; valid presets: '
+                     'overcooked, overcooked_lossless, toy.')
+  return c

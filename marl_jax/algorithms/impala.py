@@ -1,0 +1,259 @@
+"""IMPALA: V-trace actor-critic (Espeholt et al., 2018, arXiv:1802.01561).
+
+The loss for one sequence of ``T + 1`` time steps (see ``types.Trajectory``):
+transition ``t`` goes from step ``t`` to step ``t + 1`` with reward
+``r_{t+1}`` and discount ``gamma * d_{t+1}``. V-trace targets ``v_s`` (eq. 1 of
+the paper) and policy-gradient advantages ``rho_s (r_s + gamma v_{s+1} - V(x_s))``
+(section 4.2) come from ``rlax.vtrace_td_error_and_advantage``.
+
+A transition is *invalid* if it starts on a ``LAST`` step (its action is a
+placeholder and the next step begins another episode) or runs into padding.
+Invalid transitions get importance weight 0, which cuts the V-trace recursion
+there (so the value of a ``LAST`` step is its own estimate: truncated episodes
+bootstrap, terminated ones have discount 0), and they are masked out of every
+loss term. Losses are means over the valid transitions of the whole batch.
+
+Optional PopArt (van Hasselt et al., 2016; Hessel et al., 2019): the value head
+predicts normalised values; statistics are updated from the V-trace targets of
+valid transitions and the value layer is rescaled to preserve its outputs.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+import rlax
+
+from marl_jax.algorithms.base import ActorExtras, Algorithm, LearnerState
+from marl_jax.networks import AgentInput, make_actor_critic
+from marl_jax.replay.table import TableSpec
+from marl_jax.types import EnvSpec, StepType, Trajectory
+
+
+class VTraceLossOutput(NamedTuple):
+  """Per-sequence sums (divide by ``num_valid`` for means)."""
+  pg_loss: jax.Array
+  baseline_loss: jax.Array
+  entropy: jax.Array
+  num_valid: jax.Array
+  vs_targets: jax.Array  # [T] V-trace targets (unnormalised)
+  valid: jax.Array  # [T] 1.0 for valid transitions
+  rho: jax.Array  # [T] unclipped importance ratios pi/mu (0 where invalid)
+  kl: jax.Array  # sum over valid t of KL(mu_t || pi_t)
+
+
+def vtrace_sequence_loss(
+    logits: jax.Array,
+    values: jax.Array,
+    behaviour_logits: jax.Array,
+    actions: jax.Array,
+    rewards: jax.Array,
+    discounts: jax.Array,
+    step_types: jax.Array,
+    mask: jax.Array,
+    *,
+    discount: float,
+    lambda_: float = 1.0,
+    clip_rho_threshold: float = 1.0,
+    clip_pg_rho_threshold: float = 1.0,
+    value_scale: jax.Array | float = 1.0,
+    value_shift: jax.Array | float = 0.0,
+) -> VTraceLossOutput:
+  """V-trace policy-gradient and baseline terms of one ``[T+1]`` sequence.
+
+  Args:
+    logits: ``[T+1, A]`` learner policy logits.
+    values: ``[T+1]`` learner value estimates (normalised if PopArt is used).
+    behaviour_logits: ``[T+1, A]`` logits of the policy that acted.
+    actions: ``[T+1]`` int actions taken.
+    rewards: ``[T+1]`` rewards, ``rewards[t]`` arrived with step ``t``.
+    discounts: ``[T+1]`` environment discounts, as rewards.
+    step_types: ``[T+1]`` ``StepType`` of each step.
+    mask: ``[T+1]`` 1 for real steps, 0 for padding.
+    discount: the agent's discount factor gamma.
+    lambda_: V-trace's lambda (trace-cutting mixture).
+    clip_rho_threshold: rho-bar of the paper (targets).
+    clip_pg_rho_threshold: rho-bar for the policy-gradient advantage.
+    value_scale: PopArt scale sigma (values are ``sigma * v + mu``).
+    value_shift: PopArt shift mu.
+
+  Returns:
+    A ``VTraceLossOutput`` of per-sequence sums.
+  """
+  chex.assert_rank([logits, values, behaviour_logits, actions], [2, 1, 2, 1])
+  chex.assert_equal_shape([logits, behaviour_logits])
+  chex.assert_equal_shape([values, actions, rewards, discounts, step_types,
+                           mask])
+  mask = mask.astype(jnp.float32)
+  valid = (mask[1:] * (step_types[:-1] != StepType.LAST)).astype(jnp.float32)
+  unnormalised = values * value_scale + value_shift
+  v_tm1, v_t = unnormalised[:-1], unnormalised[1:]
+  r_t = rewards[1:].astype(jnp.float32) * valid
+  discount_t = discount * discounts[1:].astype(jnp.float32) * valid
+
+  log_pi = jax.nn.log_softmax(logits[:-1])
+  log_mu = jax.nn.log_softmax(behaviour_logits[:-1])
+  a_tm1 = actions[:-1]
+  log_pi_a = jnp.take_along_axis(log_pi, a_tm1[:, None], axis=-1)[:, 0]
+  log_mu_a = jnp.take_along_axis(log_mu, a_tm1[:, None], axis=-1)[:, 0]
+  rho_tm1 = jnp.exp(jax.lax.stop_gradient(log_pi_a) - log_mu_a) * valid
+
+  vt = rlax.vtrace_td_error_and_advantage(
+      jax.lax.stop_gradient(v_tm1), jax.lax.stop_gradient(v_t), r_t,
+      discount_t, rho_tm1, lambda_, clip_rho_threshold, clip_pg_rho_threshold)
+  vs = vt.errors + jax.lax.stop_gradient(v_tm1)
+
+  # Policy gradient on (PopArt-normalised) advantages.
+  advantages = jax.lax.stop_gradient(vt.pg_advantage / value_scale)
+  pg_loss = -jnp.sum(valid * log_pi_a * advantages)
+  # Baseline regression towards (normalised) V-trace targets.
+  normalised_targets = jax.lax.stop_gradient((vs - value_shift) / value_scale)
+  baseline_loss = 0.5 * jnp.sum(valid * jnp.square(normalised_targets -
+                                                    values[:-1]))
+  pi = jnp.exp(log_pi)
+  entropy = jnp.sum(valid * -jnp.sum(pi * log_pi, axis=-1))
+  mu = jnp.exp(log_mu)
+  kl = jnp.sum(valid * jnp.sum(mu * (log_mu - jax.lax.stop_gradient(log_pi)),
+                               axis=-1))
+  return VTraceLossOutput(pg_loss, baseline_loss, entropy, jnp.sum(valid), vs,
+                          valid, rho_tm1, kl)
+
+
+def _time_major(x):
+  return jnp.swapaxes(x, 0, 1)
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  """Gradient clipping then RMSProp (as in the paper) or Adam; no step size.
+
+  The (per-member) learning rate is applied by ``update`` so that population
+  based training can change it without touching the optimiser state.
+  """
+  clip = optax.clip_by_global_norm(config.max_grad_norm)
+  if config.optimizer == 'rmsprop':
+    scale = optax.scale_by_rms(decay=config.rmsprop_decay,
+                               eps=config.optimizer_eps)
+    if config.rmsprop_momentum:
+      scale = optax.chain(scale, optax.trace(decay=config.rmsprop_momentum))
+  elif config.optimizer == 'adam':
+    scale = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2,
+                                eps=config.optimizer_eps)
+  else:
+    raise ValueError(f'config.optimizer must be "rmsprop" or "adam", got '
+                     f'{config.optimizer!r}.')
+  return optax.chain(clip, scale)
+
+
+def make(env_spec: EnvSpec, config) -> Algorithm:
+  """Builds IMPALA for ``env_spec`` from an ml_collections ``config``."""
+  network = make_actor_critic(env_spec, config.network)
+  optimizer = make_optimizer(config)
+  value_head = network.value_head_name
+  use_popart = bool(config.popart)
+  # Two PopArt slots: 0 holds the statistics, 1 absorbs masked-out targets.
+  popart_init, _ = rlax.popart(
+      num_outputs=2, step_size=1.0, scale_lb=config.popart_scale_lb,
+      scale_ub=config.popart_scale_ub)
+
+  def init(key) -> LearnerState:
+    params = network.init(key)
+    extras = {}
+    if use_popart:
+      extras['popart'] = popart_init()
+    return LearnerState(
+        params=params, opt_state=optimizer.init(params),
+        step=jnp.zeros((), jnp.int32),
+        hyperparams={
+            'learning_rate': jnp.asarray(config.learning_rate, jnp.float32),
+            'entropy_cost': jnp.asarray(config.entropy_cost, jnp.float32)},
+        extras=extras)
+
+  def act(params, inputs: AgentInput, core_state, key, greedy: bool = False):
+    (logits, _), core_state = network.step(params, inputs, core_state)
+    if greedy:
+      action = jnp.argmax(logits, axis=-1)
+    else:
+      action = jax.random.categorical(key, logits)
+    return action.astype(jnp.int32), ActorExtras(logits=logits), core_state
+
+  def loss_fn(params, popart_state, batch: Trajectory, entropy_cost):
+    inputs = AgentInput(
+        observation=jax.tree.map(_time_major, dict(batch.observation)),
+        prev_action=_time_major(batch.prev_action),
+        prev_reward=_time_major(batch.prev_reward),
+        step_type=_time_major(batch.step_type))
+    (logits, values), _ = network.unroll(params, inputs, batch.core_state)
+    logits, values = jnp.swapaxes(logits, 0, 1), jnp.swapaxes(values, 0, 1)
+    if popart_state is not None:
+      scale, shift = popart_state.scale[0], popart_state.shift[0]
+    else:
+      scale, shift = 1.0, 0.0
+    out = jax.vmap(lambda *xs: vtrace_sequence_loss(
+        *xs, discount=config.discount, lambda_=config.vtrace_lambda,
+        clip_rho_threshold=config.clip_rho_threshold,
+        clip_pg_rho_threshold=config.clip_pg_rho_threshold,
+        value_scale=scale, value_shift=shift))(
+            logits, values, batch.behaviour_logits, batch.action,
+            batch.reward, batch.discount, batch.step_type, batch.mask)
+    n = jnp.maximum(jnp.sum(out.num_valid), 1.)
+    pg_loss = jnp.sum(out.pg_loss) / n
+    baseline_loss = jnp.sum(out.baseline_loss) / n
+    entropy = jnp.sum(out.entropy) / n
+    loss = (pg_loss + config.baseline_cost * baseline_loss -
+            entropy_cost * entropy)
+    metrics = {
+        'loss': loss, 'pg_loss': pg_loss, 'baseline_loss': baseline_loss,
+        'entropy': entropy,
+        'importance_ratio': jnp.sum(out.rho) / n,
+        'kl_behaviour_learner': jnp.sum(out.kl) / n,
+        'value_mean': jnp.sum(out.valid * (values[:, :-1] * scale + shift)) / n,
+        'valid_fraction': n / out.valid.size,
+    }
+    return loss, (metrics, out.vs_targets, out.valid)
+
+  def update(state: LearnerState, batch: Trajectory):
+    chex.assert_rank(batch.action, 2)
+    chex.assert_equal_shape([batch.action, batch.reward, batch.discount,
+                             batch.step_type, batch.mask])
+    popart_state = state.extras.get('popart')
+    grads, (metrics, vs, valid) = jax.grad(loss_fn, has_aux=True)(
+        state.params, popart_state, batch, state.hyperparams['entropy_cost'])
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    lr = state.hyperparams['learning_rate']
+    params = optax.apply_updates(
+        state.params, jax.tree.map(lambda u: -lr * u, updates))
+    extras = dict(state.extras)
+    if popart_state is not None:
+      n = jnp.maximum(jnp.sum(valid), 1.)
+      indices = jnp.where(valid > 0, 0, 1).astype(jnp.int32)
+      new_popart = rlax.art(popart_state, vs, indices,
+                            config.popart_step_size / n,
+                            config.popart_scale_lb, config.popart_scale_ub)
+      sliced = lambda s: type(s)(*(x[:1] for x in s))
+      params = dict(params)
+      params[value_head] = rlax.pop(params[value_head], sliced(popart_state),
+                                    sliced(new_popart))
+      extras['popart'] = new_popart
+      metrics['popart_scale'] = new_popart.scale[0]
+      metrics['popart_shift'] = new_popart.shift[0]
+    metrics['grad_norm'] = optax.tree.norm(grads)
+    metrics['learning_rate'] = lr
+    new_state = LearnerState(params=params, opt_state=opt_state,
+                             step=state.step + 1,
+                             hyperparams=state.hyperparams, extras=extras)
+    return new_state, metrics
+
+  table = TableSpec(sampler='fifo', item='sequence',
+                    sequence_length=config.sequence_length,
+                    batch_size=config.batch_size,
+                    max_size=config.replay_max_size)
+  return Algorithm(name='impala', init=init, act=act,
+                   initial_core_state=network.initial_state, update=update,
+                   replay_table=table)
+
+
+__all__ = ['VTraceLossOutput', 'make', 'make_optimizer', 'vtrace_sequence_loss']

@@ -1,0 +1,65 @@
+"""The environment contract (see DESIGN.md, "Environment").
+
+An ``Environment`` is a dm_env-like multi-agent environment:
+  * ``reset() -> TimeStep`` starts an episode (``step_type == FIRST``, reward 0).
+  * ``step(actions) -> TimeStep`` takes ``[num_agents]`` int actions. Calling
+    ``step`` after a ``LAST`` step starts a new episode (returns ``FIRST``), as
+    dm_env environments do.
+  * ``spec() -> EnvSpec``.
+Every per-agent array has a leading ``[num_agents]`` axis; rewards are float32.
+
+Optional hooks, with no-op defaults so that the runtime may always call them:
+  * ``render() -> np.ndarray`` ``[H, W, 3]`` uint8 frame of the current state.
+  * ``set_training_progress(env_steps)`` tells the environment how many
+    environment steps the whole run has taken so far, for schedules that live in
+    the environment (e.g. Overcooked's shaped-reward annealing).
+  * ``get_state()`` / ``set_state(state)``: a picklable snapshot of everything the
+    environment needs to continue exactly where it was, used for exact resume.
+    ``None`` means "not supported": a resumed run then starts new episodes.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Optional
+
+import numpy as np
+
+from marl_jax.types import EnvSpec, TimeStep
+
+
+class Environment(abc.ABC):
+  """Base class of every (non-JAX) environment."""
+
+  @abc.abstractmethod
+  def reset(self) -> TimeStep:
+    """Starts a new episode."""
+
+  @abc.abstractmethod
+  def step(self, actions: np.ndarray) -> TimeStep:
+    """Advances all agents by one step."""
+
+  @abc.abstractmethod
+  def spec(self) -> EnvSpec:
+    """The environment's specification."""
+
+  def render(self) -> np.ndarray:
+    raise NotImplementedError(f'{type(self).__name__} cannot render frames.')
+
+  def set_training_progress(self, env_steps: int) -> None:
+    del env_steps
+
+  def get_state(self) -> Optional[Any]:
+    return None
+
+  def set_state(self, state: Any) -> None:
+    raise NotImplementedError(f'{type(self).__name__} cannot restore a state.')
+
+  def close(self) -> None:
+    pass
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()

@@ -1,0 +1,303 @@
+"""The environment loop (an actor node): M env copies, all their agents.
+
+Every step, one jitted, vmapped ``act`` chooses the actions of every agent slot
+of every copy, each slot with the params of the population member that
+matchmaking assigned to it for the episode. Experience is cut into sequences of
+``T + 1`` steps per (copy, slot), consecutive sequences overlapping by one step
+(Acme's sequence adder for IMPALA). A sequence never crosses an episode's end:
+it is zero-padded after the ``LAST`` step (``mask`` 0), so every sequence
+belongs to exactly one member and is written to that member's replay.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from marl_jax.algorithms.base import Algorithm
+from marl_jax.envs.base import Environment
+from marl_jax.networks import AgentInput
+from marl_jax.population import matchmaking
+from marl_jax.types import StepType, TimeStep, Trajectory
+
+Writer = Callable[[int, Trajectory], None]
+
+_RECORD_FIELDS = ('prev_action', 'prev_reward', 'action', 'reward', 'discount',
+                  'step_type', 'behaviour_logits')
+
+
+def _stack_obs(timesteps: Sequence[TimeStep]) -> Dict[str, np.ndarray]:
+  keys = timesteps[0].observation.keys()
+  return {k: np.stack([ts.observation[k] for ts in timesteps]) for k in keys}
+
+
+class EnvLoop:
+  """Steps M environment copies with a population's policies.
+
+  Args:
+    envs: the M environment copies (same spec).
+    algorithm: provides ``act`` and ``initial_core_state``.
+    population_size: P.
+    matchmaking: name in ``population.matchmaking.MATCHMAKERS``.
+    sequence_length: T.
+    writer: ``writer(member, sequence)`` receives each finished sequence.
+    seed: seeds the matchmaking generator and the acting key.
+    device: where acting runs (default: the first local device).
+  """
+
+  def __init__(self, envs: Sequence[Environment], algorithm: Algorithm,
+               population_size: int, matchmaking_name: str,
+               sequence_length: int, writer: Writer, seed: int,
+               device: Optional[jax.Device] = None):
+    if not envs:
+      raise ValueError('EnvLoop needs at least one environment copy.')
+    if sequence_length <= 0:
+      raise ValueError(f'sequence_length must be positive, got {sequence_length}.')
+    self._envs = list(envs)
+    self._spec = self._envs[0].spec()
+    self._algorithm = algorithm
+    self._population_size = population_size
+    self._matchmaker = matchmaking.get(matchmaking_name)
+    self._T = sequence_length
+    self._writer = writer
+    self._device = device or jax.local_devices()[0]
+    self._info_keys = tuple(self._spec.info_keys)
+
+    M, N = len(self._envs), self._spec.num_agents
+    self._M, self._N = M, N
+    self._rng = np.random.default_rng(seed)
+    self._key = jax.device_put(jax.random.PRNGKey(seed), self._device)
+
+    def act(params, member_ids, inputs, core_state, key, greedy):
+      if population_size == 1:
+        p = jax.tree.map(lambda x: x[0], params)
+        return algorithm.act(p, inputs, core_state, key, greedy)
+      # Each slot acts with its member's params: vmap over slots, batch of 1.
+      slot_params = jax.tree.map(lambda x: x[member_ids], params)
+      add_axis = lambda x: x[:, None]
+      keys = jax.random.split(key, member_ids.shape[0])
+      action, extras, core = jax.vmap(
+          lambda p, i, c, k: algorithm.act(p, i, c, k, greedy))(
+              slot_params, jax.tree.map(add_axis, inputs),
+              jax.tree.map(add_axis, core_state), keys)
+      squeeze = lambda x: x[:, 0]
+      return (squeeze(action), jax.tree.map(squeeze, extras),
+              jax.tree.map(squeeze, core))
+
+    self._act = jax.jit(act, static_argnames='greedy')
+
+    # Counters.
+    self.env_steps = 0
+    self.num_episodes = 0
+    self._episode_stats: List[Dict[str, Any]] = []
+    self._start_all_episodes()
+
+  # ---------------------------------------------------------------- episodes
+  def _new_members(self) -> np.ndarray:
+    ids = self._matchmaker(self._rng, self.num_episodes, self._N,
+                           self._population_size)
+    self.num_episodes += 1
+    return ids
+
+  def _start_all_episodes(self) -> None:
+    M, N = self._M, self._N
+    self._timesteps = [env.reset() for env in self._envs]
+    self._members = np.stack([self._new_members() for _ in range(M)])
+    self._core = jax.device_put(self._algorithm.initial_core_state(M * N),
+                                self._device)
+    self._prev_action = np.zeros((M, N), np.int32)
+    self._prev_reward = np.zeros((M, N), np.float32)
+    self._returns = np.zeros((M, N), np.float64)
+    self._info_returns = {k: np.zeros((M, N), np.float64)
+                          for k in self._info_keys}
+    self._episode_length = np.zeros((M,), np.int64)
+    self._buffers: List[List[Dict[str, Any]]] = [[] for _ in range(M)]
+    self._seq_core: List[Any] = [None] * M
+    self._seq_version = np.zeros((M,), np.int32)
+
+  def pop_episode_stats(self) -> List[Dict[str, Any]]:
+    """Episodes finished since the last call: member, return, length, info."""
+    stats, self._episode_stats = self._episode_stats, []
+    return stats
+
+  # ------------------------------------------------------------------ acting
+  def _inputs(self):
+    """The flattened ``[M * N]`` policy inputs, and the stacked observations."""
+    M, N = self._M, self._N
+    obs = _stack_obs(self._timesteps)  # [M, N, ...]
+    step_type = np.array([int(ts.step_type) for ts in self._timesteps],
+                         np.int32)
+    flat = lambda x: x.reshape((M * N,) + x.shape[2:])
+    return AgentInput(
+        observation={k: flat(v) for k, v in obs.items()},
+        prev_action=flat(self._prev_action),
+        prev_reward=flat(self._prev_reward),
+        step_type=np.repeat(step_type, N)), obs, step_type
+
+  def run(self, params, num_steps: int, policy_version: int = 0,
+          total_env_steps: Optional[int] = None) -> int:
+    """Takes ``num_steps`` steps in every copy; returns env steps taken.
+
+    Args:
+      params: the population's params, ``[P, ...]`` leaves.
+      num_steps: vectorised steps (each steps all M copies once).
+      policy_version: the learner step that produced ``params``.
+      total_env_steps: the run's env steps so far, for env schedules
+        (defaults to this loop's own count).
+    """
+    M, N = self._M, self._N
+    taken = 0
+    for _ in range(num_steps):
+      progress = self.env_steps if total_env_steps is None else (
+          total_env_steps + taken)
+      for env in self._envs:
+        env.set_training_progress(progress)
+      inputs, obs, step_type = self._inputs()
+      self._key, sub = jax.random.split(self._key)
+      core_in = self._core
+      action, extras, self._core = self._act(
+          params, jnp.asarray(self._members.reshape(-1)), inputs, core_in, sub,
+          greedy=False)
+      action = np.asarray(action).reshape(M, N)
+      logits = np.asarray(extras.logits).reshape(M, N, -1)
+      core_in_np = None
+
+      for i in range(M):
+        ts = self._timesteps[i]
+        buf = self._buffers[i]
+        if not buf:
+          if core_in_np is None:
+            core_in_np = jax.tree.map(np.asarray, core_in)
+          self._seq_core[i] = jax.tree.map(lambda x: x[i * N:(i + 1) * N],
+                                           core_in_np)
+          self._seq_version[i] = policy_version
+        buf.append(dict(
+            observation={k: v[i] for k, v in obs.items()},
+            prev_action=self._prev_action[i].copy(),
+            prev_reward=self._prev_reward[i].copy(),
+            action=action[i],
+            reward=np.asarray(ts.reward, np.float32),
+            discount=np.full((N,), ts.discount, np.float32),
+            step_type=np.full((N,), step_type[i], np.int32),
+            behaviour_logits=logits[i]))
+        if ts.last():
+          if len(buf) > 1:
+            self._emit(i)
+          self._buffers[i] = []
+          self._end_episode(i)
+          self._timesteps[i] = self._envs[i].reset()
+          self._members[i] = self._new_members()
+          self._prev_action[i] = 0
+          self._prev_reward[i] = 0.
+        else:
+          if len(buf) == self._T + 1:
+            self._emit(i)
+            self._buffers[i] = [buf[-1]]
+            if core_in_np is None:
+              core_in_np = jax.tree.map(np.asarray, core_in)
+            self._seq_core[i] = jax.tree.map(lambda x: x[i * N:(i + 1) * N],
+                                             core_in_np)
+            self._seq_version[i] = policy_version
+          new_ts = self._envs[i].step(action[i])
+          self._timesteps[i] = new_ts
+          self._prev_action[i] = action[i]
+          self._prev_reward[i] = new_ts.reward
+          self._returns[i] += new_ts.reward
+          for k in self._info_keys:
+            self._info_returns[k][i] += new_ts.info[k]
+          self._episode_length[i] += 1
+          taken += 1
+    self.env_steps += taken
+    return taken
+
+  def _end_episode(self, i: int) -> None:
+    for j in range(self._N):
+      self._episode_stats.append(dict(
+          member=int(self._members[i, j]),
+          episode_return=float(self._returns[i, j]),
+          episode_length=int(self._episode_length[i]),
+          **{f'episode_{k}': float(self._info_returns[k][i, j])
+             for k in self._info_keys}))
+    self._returns[i] = 0.
+    for k in self._info_keys:
+      self._info_returns[k][i] = 0.
+    self._episode_length[i] = 0
+
+  def _emit(self, i: int) -> None:
+    """Writes the buffered sequence of copy ``i``, one per agent slot."""
+    buf = self._buffers[i]
+    length, pad = len(buf), self._T + 1 - len(buf)
+
+    def stacked(get):
+      x = np.stack([get(r) for r in buf], axis=1)  # [N, len, ...]
+      if pad:
+        x = np.concatenate([x, np.zeros(x.shape[:1] + (pad,) + x.shape[2:],
+                                        x.dtype)], axis=1)
+      return x
+
+    fields = {f: stacked(lambda r, f=f: r[f]) for f in _RECORD_FIELDS}
+    observation = {k: stacked(lambda r, k=k: r['observation'][k])
+                   for k in buf[0]['observation']}
+    mask = np.zeros((self._T + 1,), np.float32)
+    mask[:length] = 1.
+    for j in range(self._N):
+      seq = Trajectory(
+          observation={k: v[j] for k, v in observation.items()},
+          mask=mask, core_state=jax.tree.map(lambda x: x[j], self._seq_core[i]),
+          policy_version=np.int32(self._seq_version[i]),
+          **{f: v[j] for f, v in fields.items()})
+      self._writer(int(self._members[i, j]), seq)
+
+  # ------------------------------------------------------ exact resume state
+  def get_state(self) -> Dict[str, Any]:
+    env_states = [env.get_state() for env in self._envs]
+    if any(s is None for s in env_states):
+      env_states = None
+    return dict(
+        env_states=env_states,
+        timesteps=copy.deepcopy(self._timesteps),
+        members=self._members.copy(),
+        core=jax.tree.map(np.asarray, self._core),
+        prev_action=self._prev_action.copy(),
+        prev_reward=self._prev_reward.copy(),
+        returns=self._returns.copy(),
+        info_returns={k: v.copy() for k, v in self._info_returns.items()},
+        episode_length=self._episode_length.copy(),
+        buffers=copy.deepcopy(self._buffers),
+        seq_core=copy.deepcopy(self._seq_core),
+        seq_version=self._seq_version.copy(),
+        rng=self._rng.bit_generator.state,
+        key=np.asarray(self._key),
+        env_steps=self.env_steps,
+        num_episodes=self.num_episodes,
+        episode_stats=list(self._episode_stats))
+
+  def set_state(self, state: Dict[str, Any]) -> None:
+    self._rng.bit_generator.state = state['rng']
+    self._key = jax.device_put(jnp.asarray(state['key']), self._device)
+    self.env_steps = state['env_steps']
+    self.num_episodes = state['num_episodes']
+    if state['env_states'] is None or len(state['env_states']) != self._M:
+      logging.warning('The environments cannot save their state (or the number '
+                      'of copies changed): the resumed run starts new episodes.')
+      self._start_all_episodes()
+      return
+    for env, s in zip(self._envs, state['env_states']):
+      env.set_state(s)
+    self._timesteps = state['timesteps']
+    self._members = state['members']
+    self._core = jax.device_put(state['core'], self._device)
+    self._prev_action = state['prev_action']
+    self._prev_reward = state['prev_reward']
+    self._returns = state['returns']
+    self._info_returns = state['info_returns']
+    self._episode_length = state['episode_length']
+    self._buffers = state['buffers']
+    self._seq_core = state['seq_core']
+    self._seq_version = state['seq_version']
+    self._episode_stats = state['episode_stats']
