@@ -1,0 +1,58 @@
+"""Config checks and helpers, shared by train.py and the runtimes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import ml_collections
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the key."""
+
+
+_POSITIVE_INTS = ('num_steps', 'population_size', 'num_actors',
+                  'num_envs_per_actor', 'sequence_length', 'batch_size',
+                  'replay_max_size', 'max_checkpoints_to_keep',
+                  'log_every_updates')
+_NON_NEGATIVE = ('learning_rate', 'entropy_cost', 'baseline_cost',
+                 'max_grad_norm', 'checkpoint_every_s', 'progress_every_s')
+LAUNCHERS = ('single',)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ``ConfigError`` naming the first bad key."""
+  for key in _POSITIVE_INTS:
+    if key in config:
+      value = config[key]
+      if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f'{key} must be a positive integer, got {value!r}.')
+  for key in _NON_NEGATIVE:
+    if key in config and not (isinstance(config[key], (int, float)) and
+                              config[key] >= 0):
+      raise ConfigError(f'{key} must be a non-negative number, got '
+                        f'{config[key]!r}.')
+  if 'discount' in config and not 0. <= config.discount <= 1.:
+    raise ConfigError(f'discount must be in [0, 1], got {config.discount!r}.')
+  if config.launcher not in LAUNCHERS:
+    raise ConfigError(f'launcher {config.launcher!r} is not available; valid '
+                      f'launchers: {", ".join(LAUNCHERS)}.')
+  if config.replay_max_size < config.batch_size:
+    raise ConfigError(f'replay_max_size ({config.replay_max_size}) must be at '
+                      f'least batch_size ({config.batch_size}).')
+  if config.num_learner_devices < 0:
+    raise ConfigError('num_learner_devices must be >= 0 (0: all devices), got '
+                      f'{config.num_learner_devices}.')
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+  return config.to_json_best_effort(indent=2, sort_keys=True)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(json.loads(text))
+
+
+def env_kwargs(config) -> dict[str, Any]:
+  return dict(config.env_kwargs.to_dict()) if config.env_kwargs else {}
