@@ -126,8 +126,7 @@ def run(config, exp_dir: str, resume: bool = False,
 
   def save(force: bool = False):
     state = dict(learner=learner.state,
-                 runtime=checkpointing.bytes_to_array(
-                     pickle.dumps(runtime_state())))
+                 runtime=pickle.dumps(runtime_state()))
     checkpointer.save(loop.env_steps, state,
                       metadata=dict(env_steps=loop.env_steps,
                                     learner_steps=learner.steps,
@@ -137,11 +136,11 @@ def run(config, exp_dir: str, resume: bool = False,
 
   if resume:
     target = dict(learner=learner.state,
-                  runtime=checkpointing.bytes_to_array(b''))
+                  runtime=b'')
     restored, meta = checkpointer.restore(target=target)
     learner.set_state(restored['learner'])
     try:
-      rt = pickle.loads(checkpointing.array_to_bytes(restored['runtime']))
+      rt = pickle.loads(restored['runtime'])
       loop.set_state(rt['loop'])
       replay.set_state(rt['replay'])
     except Exception as e:  # A checkpoint of another layout or version.

@@ -1,0 +1,1 @@
+"""Evaluation: loading trained runs, playing episodes, videos."""

@@ -1,0 +1,123 @@
+"""train.py from the shell: bad inputs give one clear line and a non-zero exit."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY = ['--config=configs/impala.py:toy']
+
+
+def train(*args, timeout=300):
+  env = dict(os.environ)
+  env.pop('XLA_FLAGS', None)  # one device, as a user's laptop
+  return subprocess.run([sys.executable, 'train.py', *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=timeout,
+                        env=env)
+
+
+def assert_user_error(result, *needles):
+  assert result.returncode != 0, result.stdout + result.stderr
+  err = result.stderr
+  assert 'Traceback' not in err, err
+  for needle in needles:
+    assert needle in err, err
+
+
+@pytest.fixture(scope='module')
+def trained_run(tmp_path_factory):
+  """A tiny toy run with a checkpoint."""
+  exp_dir = str(tmp_path_factory.mktemp('runs') / 'toy')
+  result = train(*TOY, '--num_steps=600', f'--exp_dir={exp_dir}')
+  assert result.returncode == 0, result.stderr
+  return exp_dir
+
+
+def test_unknown_env_lists_valid_names(tmp_path):
+  r = train('--env=overcooked/cramped_rom', f'--exp_dir={tmp_path}/x')
+  assert_user_error(r, "Unknown environment 'overcooked/cramped_rom'",
+                    'overcooked/cramped_room')
+  assert not os.path.exists(f'{tmp_path}/x')  # nothing half-written
+
+
+def test_unknown_algo(tmp_path):
+  r = train('--algo=impalla', f'--exp_dir={tmp_path}/x')
+  assert_user_error(r, "Unknown algorithm 'impalla'", 'impala')
+
+
+@pytest.mark.parametrize('flag,key', [
+    ('--population_size=0', 'population_size'),
+    ('--num_steps=-5', 'num_steps'),
+    ('--num_actors=0', 'num_actors'),
+    ('--config.batch_size=0', 'batch_size'),
+    ('--config.sequence_length=-1', 'sequence_length'),
+])
+def test_non_positive_sizes(tmp_path, flag, key):
+  r = train(*TOY, flag, f'--exp_dir={tmp_path}/x')
+  assert_user_error(r, key, 'positive')
+
+
+def test_unknown_config_key(tmp_path):
+  r = train(*TOY, '--config.learning_rat=0.1', f'--exp_dir={tmp_path}/x')
+  assert r.returncode != 0
+  assert 'learning_rat' in r.stderr
+  assert 'Traceback' not in r.stderr, r.stderr
+
+
+def test_bad_env_kwargs_named(tmp_path):
+  r = train('--config.env_kwargs.observation=pixels', '--num_steps=10',
+            f'--exp_dir={tmp_path}/x')
+  assert_user_error(r, 'observation', 'pixels')
+
+
+def test_resume_without_checkpoint(tmp_path):
+  r = train('--resume', f'--exp_dir={tmp_path}/empty')
+  assert_user_error(r, 'config.json', '--resume')
+
+
+def test_resume_with_missing_checkpoints(trained_run, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(trained_run, copy)
+  shutil.rmtree(os.path.join(copy, 'checkpoints'))
+  r = train('--resume', f'--exp_dir={copy}')
+  assert_user_error(r, 'no checkpoint found')
+
+
+def test_existing_run_needs_resume(trained_run):
+  r = train(*TOY, '--num_steps=600', f'--exp_dir={trained_run}')
+  assert_user_error(r, 'already holds a run', '--resume')
+
+
+def test_corrupted_checkpoint_is_named(trained_run, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  copy = str(tmp_path / 'corrupt')
+  shutil.copytree(trained_run, copy)
+  steps = sorted(glob.glob(os.path.join(copy, 'checkpoints', '*')))
+  latest = steps[-1]
+  data = [p for p in glob.glob(os.path.join(latest, '**', '*'), recursive=True)
+          if os.path.isfile(p) and os.path.getsize(p) > 64 and '/d/' in p]
+  assert data, os.listdir(latest)
+  for p in data:
+    with open(p, 'r+b') as f:
+      f.seek(16)
+      f.write(b'\xde\xad\xbe\xef' * 8)
+  r = train('--resume', f'--exp_dir={copy}', '--num_steps=1200')
+  assert_user_error(r, 'corrupt', os.path.basename(latest))
+
+
+def test_resume_continues(trained_run, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  copy = str(tmp_path / 'cont')
+  shutil.copytree(trained_run, copy)
+  r = train('--resume', f'--exp_dir={copy}', '--num_steps=1200')
+  assert r.returncode == 0, r.stderr
+  steps = [int(os.path.basename(p)) for p in
+           glob.glob(os.path.join(copy, 'checkpoints', '*'))]
+  assert max(steps) >= 1200
+  # Changing what cannot change on resume is refused.
+  r = train('--resume', f'--exp_dir={copy}', '--seed=3')
+  assert_user_error(r, '--seed')
