@@ -121,3 +121,49 @@ def test_resume_continues(trained_run, tmp_path):
   # Changing what cannot change on resume is refused.
   r = train('--resume', f'--exp_dir={copy}', '--seed=3')
   assert_user_error(r, '--seed')
+
+
+def test_ctrl_c_writes_final_checkpoint_and_exits_0(tmp_path):
+  import signal  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  exp_dir = str(tmp_path / 'sigint')
+  env = dict(os.environ)
+  env.pop('XLA_FLAGS', None)
+  proc = subprocess.Popen(
+      [sys.executable, 'train.py', *TOY, '--num_steps=100000000',
+       f'--exp_dir={exp_dir}', '--config.checkpoint_every_s=100000'],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env=env)
+  try:
+    deadline = time.time() + 120
+    # Wait until training is under way (the first episodes are logged).
+    while not os.path.exists(os.path.join(exp_dir, 'actor.csv')):
+      assert proc.poll() is None, proc.communicate()
+      assert time.time() < deadline
+      time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 0, err
+  assert 'interrupted' in out, out
+  steps = [int(os.path.basename(p)) for p in
+           glob.glob(os.path.join(exp_dir, 'checkpoints', '*'))]
+  assert steps and max(steps) > 0
+  # The checkpoint is complete: the run resumes from it.
+  r = train('--resume', f'--exp_dir={exp_dir}', f'--num_steps={max(steps) + 200}')
+  assert r.returncode == 0, r.stderr
+
+
+def test_record_video_writes_one_gif_per_member(tmp_path):
+  import imageio.v2 as imageio  # pylint: disable=g-import-not-at-top
+  exp_dir = str(tmp_path / 'video')
+  r = train(*TOY, '--num_steps=300', '--population_size=2', '--record_video',
+            f'--exp_dir={exp_dir}')
+  assert r.returncode == 0, r.stderr
+  gifs = sorted(glob.glob(os.path.join(exp_dir, 'videos', '*.gif')))
+  assert [os.path.basename(g).split('_step_')[0] for g in gifs] == [
+      'member_0', 'member_1']
+  frames = imageio.mimread(gifs[0])
+  assert len(frames) == 16 + 1  # reset frame + one per step of the horizon

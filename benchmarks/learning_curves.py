@@ -1,0 +1,99 @@
+r"""Learning curves of train.py runs: a Markdown table and a PNG.
+
+Reads ``actor.csv`` of each run directory (episode return per member against
+env steps and wall time) and prints, per run, the return at evenly spaced
+points; with --png, plots return and sparse return against env steps.
+
+  python benchmarks/learning_curves.py runs/default_s0 runs/default_s1 \
+      --png=benchmarks/cramped_room_impala.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+
+
+def read_run(exp_dir: str, member: int = 0):
+  path = os.path.join(exp_dir, 'actor.csv')
+  if not os.path.exists(path):
+    raise SystemExit(f'{path} does not exist: is {exp_dir} a train.py run dir?')
+  with open(path) as f:
+    rows = list(csv.DictReader(f))
+  if not rows:
+    raise SystemExit(f'{path} has no rows yet.')
+
+  def col(name):
+    key = f'member_{member}/{name}'
+    if key not in rows[0]:
+      return None
+    return np.array([float(r[key]) if r[key] not in ('', None) else np.nan
+                     for r in rows])
+
+  t = np.array([float(r['time']) for r in rows])
+  with open(os.path.join(exp_dir, 'config.json')) as f:
+    config = json.load(f)
+  return dict(steps=np.array([int(r['step']) for r in rows]),
+              wall=t - t[0], ret=col('episode_return'),
+              sparse=col('episode_sparse_reward'), config=config)
+
+
+def smooth(x, k=5):
+  if x is None or len(x) < k:
+    return x
+  return np.convolve(np.nan_to_num(x), np.ones(k) / k, mode='valid')
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('runs', nargs='+')
+  parser.add_argument('--points', type=int, default=10)
+  parser.add_argument('--png', default='')
+  args = parser.parse_args(argv)
+  runs = {d: read_run(d) for d in args.runs}
+  for d, r in runs.items():
+    c = r['config']
+    print(f'\n{d}: {c["algo"]} on {c["env"]}, seed {c["seed"]}, population '
+          f'{c["population_size"]}')
+    print('| env steps | wall time (s) | return (mean of last 5 logs) | '
+          'sparse (soup) return |')
+    print('| ---: | ---: | ---: | ---: |')
+    idx = np.unique(np.linspace(0, len(r['steps']) - 1, args.points).astype(int))
+    for i in idx:
+      lo = max(0, i - 4)
+      ret = np.nanmean(r['ret'][lo:i + 1])
+      sp = (np.nanmean(r['sparse'][lo:i + 1]) if r['sparse'] is not None
+            else float('nan'))
+      print(f'| {r["steps"][i]:,} | {r["wall"][i]:.0f} | {ret:.1f} | {sp:.1f} |')
+  if args.png:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    fig, ax = plt.subplots(1, 1, figsize=(7, 4))
+    for d, r in runs.items():
+      label = f'seed {r["config"]["seed"]}'
+      k = 5
+      steps = r['steps'][k - 1:] if len(r['steps']) >= k else r['steps']
+      line, = ax.plot(steps, smooth(r['ret'], k), label=f'{label}: return')
+      if r['sparse'] is not None:
+        ax.plot(steps, smooth(r['sparse'], k), '--', color=line.get_color(),
+                label=f'{label}: sparse (soups x 20)')
+    ax.set_xlabel('environment steps')
+    ax.set_ylabel('episode return (member 0)')
+    first = next(iter(runs.values()))['config']
+    ax.set_title(f'{first["algo"]} on {first["env"]}')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.png, dpi=100)
+    print(f'\nwrote {args.png}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
