@@ -85,6 +85,23 @@ def learner_devices(config) -> list:
   return devices[:n]
 
 
+def _restore(checkpointer, learner, loop, replay, ckpt_dir) -> None:
+  """Loads the latest checkpoint into the learner, env loop and replay."""
+  target = dict(learner=learner.state, runtime=b'')
+  restored, meta = checkpointer.restore(target=target)
+  learner.set_state(restored['learner'])
+  try:
+    rt = pickle.loads(restored['runtime'])
+    loop.set_state(rt['loop'])
+    replay.set_state(rt['replay'])
+  except Exception as e:  # A checkpoint of another layout or version.
+    raise checkpointing.CheckpointError(
+        f'The checkpoint at step {meta.get("env_steps")} in {ckpt_dir} has a '
+        f'runtime state this run cannot use: {e}') from e
+  logging.info('Resumed from env step %d (learner step %d).', loop.env_steps,
+               learner.steps)
+
+
 def run(config, exp_dir: str, resume: bool = False,
         max_env_steps_this_run: Optional[int] = None) -> RunResult:
   """Trains ``config`` in one process, writing everything under ``exp_dir``.
@@ -135,20 +152,11 @@ def run(config, exp_dir: str, resume: bool = False,
                       force=force)
 
   if resume:
-    target = dict(learner=learner.state,
-                  runtime=b'')
-    restored, meta = checkpointer.restore(target=target)
-    learner.set_state(restored['learner'])
     try:
-      rt = pickle.loads(restored['runtime'])
-      loop.set_state(rt['loop'])
-      replay.set_state(rt['replay'])
-    except Exception as e:  # A checkpoint of another layout or version.
-      raise checkpointing.CheckpointError(
-          f'The checkpoint at step {meta.get("env_steps")} in {ckpt_dir} has a '
-          f'runtime state this run cannot use: {e}') from e
-    logging.info('Resumed from env step %d (learner step %d).', loop.env_steps,
-                 learner.steps)
+      _restore(checkpointer, learner, loop, replay, ckpt_dir)
+    except BaseException:
+      checkpointer.close()
+      raise
 
   logger = MetricLogger(exp_dir)
   progress = ProgressLine(total_steps=config.num_steps,

@@ -362,13 +362,25 @@ class Checkpointer:
         preservation_policy=ocp.checkpoint_managers.LatestN(max_to_keep),
         enable_async_checkpointing=False,
         create=False,  # Done above, so that read-only never creates it.
-        cleanup_tmp_directories=not read_only,
+        # Orbax would clean up on a background thread that can race
+        # interpreter shutdown; we clean up synchronously below instead.
+        cleanup_tmp_directories=False,
         read_only=read_only,
         save_interval_steps=0 if read_only else 1,  # Avoids an orbax warning.
     )
     self._registry, self._options = registry, options
     self._manager = None
+    if not read_only:
+      self._remove_unfinished_saves()
     self._get_manager()  # Opened lazily if a read-only directory is missing.
+
+  def _remove_unfinished_saves(self) -> None:
+    """Deletes temporary step directories left by saves that never finished."""
+    if not os.path.isdir(self._directory):
+      return
+    for name in os.listdir(self._directory):
+      if _TMP_MARKER in name:
+        shutil.rmtree(os.path.join(self._directory, name), ignore_errors=True)
 
   def _get_manager(self):
     if self._manager is None and os.path.isdir(self._directory):
