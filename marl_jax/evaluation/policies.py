@@ -7,6 +7,7 @@ parameters.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any, Dict, Optional, Tuple
@@ -20,6 +21,7 @@ from marl_jax import algorithms, envs
 from marl_jax.envs.base import Environment
 from marl_jax.networks import AgentInput
 from marl_jax.runtime import learner as learner_lib
+from marl_jax.runtime.actor import make_slot_act
 from marl_jax.utils import checkpointing
 from marl_jax.utils import config as config_lib
 
@@ -60,18 +62,9 @@ class PopulationPolicy:
     self._greedy = greedy
     self._key = jax.random.PRNGKey(seed)
 
-    def act(params, members, inputs, core, key):
-      slot_params = jax.tree.map(lambda x: x[members], params)
-      keys = jax.random.split(key, members.shape[0])
-      add = lambda x: x[:, None]
-      a, extras, core = jax.vmap(
-          lambda p, i, c, k: algorithm.act(p, i, c, k, greedy))(
-              slot_params, jax.tree.map(add, inputs), jax.tree.map(add, core),
-              keys)
-      sq = lambda x: x[:, 0]
-      return sq(a), jax.tree.map(sq, extras), jax.tree.map(sq, core)
-
-    self._act = jax.jit(act)
+    population_size = jax.tree.leaves(params)[0].shape[0]
+    self._act = functools.partial(
+        make_slot_act(algorithm, population_size), greedy=greedy)
     self.reset(np.zeros((num_agents,), np.int32))
 
   def reset(self, members: np.ndarray) -> None:
