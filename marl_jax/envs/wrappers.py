@@ -1,0 +1,176 @@
+"""Wrappers over the environment contract.
+
+  * ``AgentId``: adds ``AGENT_ID``, a one-hot of the agent's slot, for
+    parameter sharing across agents (MAPPO, QMIX).
+  * ``GlobalState``: adds ``GLOBAL``, every agent's observation of a key
+    concatenated (the same for all agents), as privileged state for
+    centralised critics and mixers when the environment has none of its own.
+  * ``RewardScale``: multiplies rewards by a constant (the info entries keep
+    the unscaled values, so logs stay comparable).
+  * ``EpisodeStatistics``: keeps the running and the last finished episode's
+    per-agent return and length, for loops that do not track them.
+
+Wrappers forward the optional hooks (``render``, ``set_training_progress``,
+``get_state``/``set_state``, ``close``) to the wrapped environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from marl_jax.envs.base import Environment
+from marl_jax.types import ArraySpec, EnvSpec, TimeStep
+
+
+class Wrapper(Environment):
+  """Forwards everything to ``env``; subclasses change what they need."""
+
+  def __init__(self, env: Environment):
+    self._env = env
+
+  @property
+  def unwrapped(self) -> Environment:
+    env = self._env
+    while isinstance(env, Wrapper):
+      env = env._env  # pylint: disable=protected-access
+    return env
+
+  def reset(self) -> TimeStep:
+    return self._transform(self._env.reset())
+
+  def step(self, actions) -> TimeStep:
+    return self._transform(self._env.step(actions))
+
+  def spec(self) -> EnvSpec:
+    return self._env.spec()
+
+  def _transform(self, timestep: TimeStep) -> TimeStep:
+    return timestep
+
+  def render(self) -> np.ndarray:
+    return self._env.render()
+
+  def set_training_progress(self, env_steps: int) -> None:
+    self._env.set_training_progress(env_steps)
+
+  def get_state(self) -> Optional[Any]:
+    return self._env.get_state()
+
+  def set_state(self, state: Any) -> None:
+    self._env.set_state(state)
+
+  def close(self) -> None:
+    self._env.close()
+
+
+class AgentId(Wrapper):
+  """Adds ``AGENT_ID``: row ``i`` is the one-hot of slot ``i``, float32."""
+
+  KEY = 'AGENT_ID'
+
+  def __init__(self, env: Environment):
+    super().__init__(env)
+    spec = env.spec()
+    if self.KEY in spec.observation:
+      raise ValueError(f'The environment already has an {self.KEY} observation.')
+    self._ids = np.eye(spec.num_agents, dtype=np.float32)
+    self._spec = spec._replace(observation={
+        **spec.observation,
+        self.KEY: ArraySpec((spec.num_agents,), np.float32)})
+
+  def spec(self) -> EnvSpec:
+    return self._spec
+
+  def _transform(self, timestep: TimeStep) -> TimeStep:
+    return timestep._replace(
+        observation={**timestep.observation, self.KEY: self._ids})
+
+
+class GlobalState(Wrapper):
+  """Adds ``GLOBAL``: all agents' ``key`` observations, flattened and joined.
+
+  Every agent sees the same ``[num_agents * prod(shape)]`` vector.
+  """
+
+  KEY = 'GLOBAL'
+
+  def __init__(self, env: Environment, key: str = 'FEATURES'):
+    super().__init__(env)
+    spec = env.spec()
+    if key not in spec.observation:
+      raise ValueError(f'GlobalState: observation {key!r} not found; the '
+                       f'environment has {sorted(spec.observation)}.')
+    if self.KEY in spec.observation:
+      raise ValueError(f'The environment already has a {self.KEY} observation.')
+    self._key = key
+    self._n = spec.num_agents
+    size = self._n * int(np.prod(spec.observation[key].shape))
+    self._spec = spec._replace(observation={
+        **spec.observation, self.KEY: ArraySpec((size,), np.float32)})
+
+  def spec(self) -> EnvSpec:
+    return self._spec
+
+  def _transform(self, timestep: TimeStep) -> TimeStep:
+    joint = np.asarray(timestep.observation[self._key], np.float32).reshape(-1)
+    state = np.broadcast_to(joint, (self._n, joint.size))
+    return timestep._replace(
+        observation={**timestep.observation, self.KEY: state})
+
+
+class RewardScale(Wrapper):
+  """Rewards times ``scale``; ``info`` keeps the environment's own values."""
+
+  def __init__(self, env: Environment, scale: float):
+    super().__init__(env)
+    if not np.isfinite(scale):
+      raise ValueError(f'RewardScale: scale must be finite, got {scale!r}.')
+    self._scale = np.float32(scale)
+
+  def _transform(self, timestep: TimeStep) -> TimeStep:
+    return timestep._replace(
+        reward=(np.asarray(timestep.reward, np.float32) * self._scale))
+
+
+class EpisodeStatistics(Wrapper):
+  """Tracks per-agent episode return and length.
+
+  ``current`` is the episode in progress; ``last`` the most recently finished
+  one (None before the first ends).
+  """
+
+  def __init__(self, env: Environment):
+    super().__init__(env)
+    self._n = env.spec().num_agents
+    self.current: Dict[str, Any] = dict(episode_return=np.zeros(self._n),
+                                        episode_length=0)
+    self.last: Optional[Dict[str, Any]] = None
+    self.num_episodes = 0
+
+  def _transform(self, timestep: TimeStep) -> TimeStep:
+    if timestep.first():
+      self.current = dict(episode_return=np.zeros(self._n), episode_length=0)
+    else:
+      self.current['episode_return'] = (self.current['episode_return'] +
+                                        np.asarray(timestep.reward))
+      self.current['episode_length'] += 1
+    if timestep.last():
+      self.last = dict(episode_return=self.current['episode_return'].copy(),
+                       episode_length=self.current['episode_length'])
+      self.num_episodes += 1
+    return timestep
+
+  def get_state(self) -> Optional[Any]:
+    inner = self._env.get_state()
+    if inner is None:
+      return None
+    return dict(inner=inner, current=dict(self.current), last=self.last,
+                num_episodes=self.num_episodes)
+
+  def set_state(self, state: Any) -> None:
+    self._env.set_state(state['inner'])
+    self.current = dict(state['current'])
+    self.last = state['last']
+    self.num_episodes = state['num_episodes']
