@@ -30,6 +30,7 @@ def register(family: str, names: Iterable[str],
 def _ensure_builtin_families() -> None:
   # Imported lazily so that `import marl_jax` does not import every simulator.
   from marl_jax.envs import overcooked  # noqa: F401  pylint: disable=g-import-not-at-top
+  from marl_jax.envs import pettingzoo  # noqa: F401  pylint: disable=g-import-not-at-top
   from marl_jax.envs import toy  # noqa: F401  pylint: disable=g-import-not-at-top
 
 
