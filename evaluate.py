@@ -53,7 +53,6 @@ def _main(argv):
     raise UsageError(f'--num_episodes must be positive, got '
                      f'{_NUM_EPISODES.value}.')
   # pylint: disable=g-import-not-at-top
-  from marl_jax import envs
   from marl_jax.evaluation import report
   from marl_jax.utils import config as config_lib
   # pylint: enable=g-import-not-at-top
@@ -70,13 +69,12 @@ def _main(argv):
                        'with different names.')
     runs[r.name] = r
   env_name = _ENV.value or focal[0].config.env
-  env_kwargs = config_lib.env_kwargs(focal[0].config)
   for r in focal + heldout:
     if r.config.env != env_name and not _ENV.value:
       raise UsageError(f'{r.exp_dir} was trained on {r.config.env}, '
                        f'{focal[0].exp_dir} on {env_name}; pass --env to '
                        'evaluate all on one environment.')
-  env = envs.make(env_name, **env_kwargs)
+  env = config_lib.make_env(focal[0].config, env_name)
   metric = _METRIC.value or ('episode_sparse_reward' if 'sparse_reward' in
                              env.spec().info_keys else 'episode_return')
   blocks = report.evaluate_runs(env, focal, heldout, _NUM_EPISODES.value,

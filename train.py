@@ -167,7 +167,7 @@ def _main(argv):
         f'Unknown algorithm {config.algo!r}. Valid algorithms: '
         f'{", ".join(algorithms.ALGORITHMS)}.')
   try:
-    envs.make(config.env, **config_lib.env_kwargs(config)).close()
+    config_lib.make_env(config).close()
   except envs.UnknownEnvironmentError:
     raise
   except (TypeError, ValueError) as e:

@@ -21,6 +21,7 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
   # Environment.
   c.env = 'overcooked/cramped_room'
   c.env_kwargs = ml_collections.ConfigDict()
+  c.env_wrappers = ()  # e.g. ('global_state',); see marl_jax/envs/wrappers.py
 
   # Run.
   c.seed = 0

@@ -6,7 +6,7 @@ import importlib
 
 from marl_jax.algorithms.base import ActorExtras, Algorithm, LearnerState
 
-ALGORITHMS = ('impala',)
+ALGORITHMS = ('impala', 'opre')
 
 
 class UnknownAlgorithmError(ValueError):

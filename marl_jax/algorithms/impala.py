@@ -127,6 +127,26 @@ def _time_major(x):
   return jnp.swapaxes(x, 0, 1)
 
 
+def time_major_inputs(batch: Trajectory) -> AgentInput:
+  """The network inputs of a ``[B, T+1]`` batch, time-major ``[T+1, B]``."""
+  return AgentInput(
+      observation=jax.tree.map(_time_major, dict(batch.observation)),
+      prev_action=_time_major(batch.prev_action),
+      prev_reward=_time_major(batch.prev_reward),
+      step_type=_time_major(batch.step_type))
+
+
+def apply_gradients(optimizer, state: LearnerState, grads):
+  """Clip/scale ``grads`` with ``optimizer``, step by the member's own
+  learning rate; returns ``(params, opt_state, metrics)``."""
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  lr = state.hyperparams['learning_rate']
+  params = optax.apply_updates(
+      state.params, jax.tree.map(lambda u: -lr * u, updates))
+  return params, opt_state, {'grad_norm': optax.tree.norm(grads),
+                             'learning_rate': lr}
+
+
 def make_optimizer(config) -> optax.GradientTransformation:
   """Gradient clipping then RMSProp (as in the paper) or Adam; no step size.
 
@@ -181,11 +201,7 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
     return action.astype(jnp.int32), ActorExtras(logits=logits), core_state
 
   def loss_fn(params, popart_state, batch: Trajectory, entropy_cost):
-    inputs = AgentInput(
-        observation=jax.tree.map(_time_major, dict(batch.observation)),
-        prev_action=_time_major(batch.prev_action),
-        prev_reward=_time_major(batch.prev_reward),
-        step_type=_time_major(batch.step_type))
+    inputs = time_major_inputs(batch)
     (logits, values), _ = network.unroll(params, inputs, batch.core_state)
     logits, values = jnp.swapaxes(logits, 0, 1), jnp.swapaxes(values, 0, 1)
     if popart_state is not None:
@@ -222,10 +238,8 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
     popart_state = state.extras.get('popart')
     grads, (metrics, vs, valid) = jax.grad(loss_fn, has_aux=True)(
         state.params, popart_state, batch, state.hyperparams['entropy_cost'])
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    lr = state.hyperparams['learning_rate']
-    params = optax.apply_updates(
-        state.params, jax.tree.map(lambda u: -lr * u, updates))
+    params, opt_state, opt_metrics = apply_gradients(optimizer, state, grads)
+    metrics.update(opt_metrics)
     extras = dict(state.extras)
     if popart_state is not None:
       n = jnp.maximum(jnp.sum(valid), 1.)
@@ -240,8 +254,6 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
       extras['popart'] = new_popart
       metrics['popart_scale'] = new_popart.scale[0]
       metrics['popart_shift'] = new_popart.shift[0]
-    metrics['grad_norm'] = optax.tree.norm(grads)
-    metrics['learning_rate'] = lr
     new_state = LearnerState(params=params, opt_state=opt_state,
                              step=state.step + 1,
                              hyperparams=state.hyperparams, extras=extras)

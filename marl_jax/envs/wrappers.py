@@ -174,3 +174,27 @@ class EpisodeStatistics(Wrapper):
     self.current = dict(state['current'])
     self.last = state['last']
     self.num_episodes = state['num_episodes']
+
+
+WRAPPERS = {
+    'agent_id': AgentId,
+    'global_state': GlobalState,
+}
+
+
+def make_wrapped(name: str, wrappers=(), **kwargs) -> Environment:
+  """``registry.make(name, **kwargs)`` wrapped by the named ``wrappers``.
+
+  Names (applied in order): ``agent_id``, ``global_state``.
+  """
+  from marl_jax.envs import registry  # pylint: disable=g-import-not-at-top
+  if isinstance(wrappers, str):
+    wrappers = tuple(w for w in wrappers.split(',') if w)
+  unknown = [w for w in wrappers if w not in WRAPPERS]
+  if unknown:
+    raise ValueError(f'Unknown env wrapper(s) {unknown}; valid: '
+                     f'{", ".join(sorted(WRAPPERS))}.')
+  env = registry.make(name, **kwargs)
+  for w in wrappers:
+    env = WRAPPERS[w](env)
+  return env

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from marl_jax import algorithms, envs
+from marl_jax import algorithms
 from marl_jax.envs.base import Environment
 from marl_jax.networks import AgentInput
 from marl_jax.runtime import learner as learner_lib
@@ -34,7 +34,7 @@ def load_run(exp_dir: str, step: Optional[int] = None):
         f'{path} does not exist: {exp_dir} is not a run directory of train.py.')
   with open(path) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  env = envs.make(config.env, **config_lib.env_kwargs(config))
+  env = config_lib.make_env(config)
   spec = env.spec()
   env.close()
   algorithm = algorithms.make(config.algo, spec, config)

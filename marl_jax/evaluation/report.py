@@ -15,7 +15,6 @@ from typing import Dict, List, NamedTuple, Sequence
 
 import numpy as np
 
-from marl_jax import envs
 from marl_jax.evaluation import crossplay, policies
 from marl_jax.utils import config as config_lib
 
@@ -31,7 +30,7 @@ class LoadedRun(NamedTuple):
 
 def load(exp_dir: str, greedy: bool, seed: int, name: str = '') -> LoadedRun:
   config, algorithm, params, meta = policies.load_run(exp_dir)
-  env = envs.make(config.env, **config_lib.env_kwargs(config))
+  env = config_lib.make_env(config)
   n = env.spec().num_agents
   env.close()
   return LoadedRun(

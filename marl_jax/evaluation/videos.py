@@ -7,7 +7,6 @@ from typing import List
 
 import numpy as np
 
-from marl_jax import envs
 from marl_jax.evaluation import policies
 from marl_jax.utils import config as config_lib
 from marl_jax.utils import video
@@ -22,7 +21,7 @@ def record_population(config, exp_dir: str, num_episodes: int | None = None,
   """
   run_config, algorithm, params, meta = policies.load_run(exp_dir)
   del run_config
-  env = envs.make(config.env, **config_lib.env_kwargs(config))
+  env = config_lib.make_env(config)
   n = env.spec().num_agents
   policy = policies.PopulationPolicy(algorithm, params, n, greedy=False,
                                      seed=seed)

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional
 import jax
 import numpy as np
 
-from marl_jax import algorithms, envs
+from marl_jax import algorithms
 from marl_jax.replay.table import PopulationQueue
 from marl_jax.runtime.actor import EnvLoop
 from marl_jax.runtime.learner import Learner
@@ -114,9 +114,8 @@ def run(config, exp_dir: str, resume: bool = False,
   """
   config_lib.validate(config)
   population_size = config.population_size
-  env_kwargs = config_lib.env_kwargs(config)
   num_copies = config.num_envs_per_actor * config.num_actors
-  env_list = [envs.make(config.env, **env_kwargs) for _ in range(num_copies)]
+  env_list = [config_lib.make_env(config) for _ in range(num_copies)]
   spec = env_list[0].spec()
   algorithm = algorithms.make(config.algo, spec, config)
   table = algorithm.replay_table

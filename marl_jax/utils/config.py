@@ -56,3 +56,11 @@ def from_json(text: str) -> ml_collections.ConfigDict:
 
 def env_kwargs(config) -> dict[str, Any]:
   return dict(config.env_kwargs.to_dict()) if config.env_kwargs else {}
+
+
+def make_env(config, name: str | None = None):
+  """The environment of ``config``: ``env``, ``env_kwargs``, ``env_wrappers``."""
+  from marl_jax.envs import wrappers  # pylint: disable=g-import-not-at-top
+  return wrappers.make_wrapped(name or config.env,
+                               tuple(config.get('env_wrappers', ()) or ()),
+                               **env_kwargs(config))

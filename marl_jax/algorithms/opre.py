@@ -1,0 +1,146 @@
+"""OPRE: options as responses (Vezhnevets et al., ICML 2020, arXiv:1906.01470).
+
+K options share a torso and core. Acting mixes the option policies by the
+meta-policy ``p(z | own history)``:
+    mu(a | h) = sum_z p(z | h) pi_z(a | h).
+The learner knows privileged information (the global state) and mixes by the
+posterior ``q(z | global)`` instead:
+    pi_q(a | h) = sum_z q(z) pi_z(a | h),   V_q(h) = sum_z q(z) V_z(h),
+and trains ``pi_q``/``V_q`` with IMPALA's V-trace loss (importance ratios
+``pi_q / mu``), plus ``kl_cost * KL(q || p)`` so that the meta-policy learns
+to predict the option the posterior picks, and ``- option_entropy_cost *
+H(E[q])``, the entropy of the posterior's *marginal* over the batch, to keep
+every option in use without making any single step indecisive (a bonus on
+each step's H(p) instead keeps the acting mixture an average of all options,
+which we measured to stall learning on the toy game). With K = 1 the loss is
+exactly IMPALA's.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from marl_jax.algorithms import impala
+from marl_jax.algorithms.base import ActorExtras, Algorithm, LearnerState
+from marl_jax.networks.opre import make_opre_network
+from marl_jax.replay.table import TableSpec
+from marl_jax.types import EnvSpec, Trajectory
+
+
+class OPRELossOutput(NamedTuple):
+  vtrace: impala.VTraceLossOutput  # of the q-mixture (per-sequence sums)
+  kl_q_p: jax.Array  # sum over valid transitions of KL(q || p)
+  q_sum: jax.Array  # [K] sum over valid transitions of q(z)
+
+
+def mixture_log_probs(option_logits: jax.Array, mixture_logits: jax.Array):
+  """log sum_z w_z pi_z(a): ``[..., K, A]`` and ``[..., K]`` -> ``[..., A]``."""
+  log_w = jax.nn.log_softmax(mixture_logits, axis=-1)
+  log_pi = jax.nn.log_softmax(option_logits, axis=-1)
+  return jax.nn.logsumexp(log_w[..., None] + log_pi, axis=-2)
+
+
+def opre_sequence_loss(option_logits, option_values, prior_logits,
+                       posterior_logits, behaviour_logits, actions, rewards,
+                       discounts, step_types, mask, **vtrace_kwargs
+                       ) -> OPRELossOutput:
+  """OPRE's terms for one ``[T+1]`` sequence (see the module docstring)."""
+  chex.assert_rank([option_logits, option_values, prior_logits,
+                    posterior_logits], [3, 2, 2, 2])
+  chex.assert_equal_shape([option_values, prior_logits, posterior_logits])
+  q = jax.nn.softmax(posterior_logits, axis=-1)
+  mix = mixture_log_probs(option_logits, posterior_logits)
+  v_q = jnp.sum(q * option_values, axis=-1)
+  vt = impala.vtrace_sequence_loss(mix, v_q, behaviour_logits, actions,
+                                   rewards, discounts, step_types, mask,
+                                   **vtrace_kwargs)
+  log_q = jax.nn.log_softmax(posterior_logits[:-1], axis=-1)
+  log_p = jax.nn.log_softmax(prior_logits[:-1], axis=-1)
+  kl = jnp.sum(jnp.exp(log_q) * (log_q - log_p), axis=-1)
+  q_sum = jnp.sum(vt.valid[:, None] * jnp.exp(log_q), axis=0)
+  return OPRELossOutput(vt, jnp.sum(vt.valid * kl), q_sum)
+
+
+def make(env_spec: EnvSpec, config) -> Algorithm:
+  """Builds OPRE for ``env_spec`` from an ml_collections ``config``."""
+  if config.popart:
+    raise ValueError('popart is not supported by OPRE; set popart=False.')
+  if config.num_options < 1:
+    raise ValueError(f'num_options must be >= 1, got {config.num_options}.')
+  network = make_opre_network(env_spec, config.network, config.num_options,
+                              config.opre_global_key)
+  optimizer = impala.make_optimizer(config)
+  gkey = config.opre_global_key
+
+  def init(key) -> LearnerState:
+    params = network.init(key)
+    return LearnerState(
+        params=params, opt_state=optimizer.init(params),
+        step=jnp.zeros((), jnp.int32),
+        hyperparams={
+            'learning_rate': jnp.asarray(config.learning_rate, jnp.float32),
+            'entropy_cost': jnp.asarray(config.entropy_cost, jnp.float32)},
+        extras={})
+
+  def act(params, inputs, core_state, key, greedy: bool = False):
+    out, core_state = network.step(params, inputs, core_state)
+    logits = mixture_log_probs(out.option_logits, out.prior_logits)
+    if greedy:
+      action = jnp.argmax(logits, axis=-1)
+    else:
+      action = jax.random.categorical(key, logits)
+    return action.astype(jnp.int32), ActorExtras(logits=logits), core_state
+
+  def loss_fn(params, batch: Trajectory, entropy_cost):
+    out, _ = network.unroll(params, impala.time_major_inputs(batch),
+                            batch.core_state)
+    out = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)  # [B, T+1, ...]
+    posterior = network.posterior(params, batch.observation[gkey])
+    res = jax.vmap(lambda *xs: opre_sequence_loss(
+        *xs, discount=config.discount, lambda_=config.vtrace_lambda,
+        clip_rho_threshold=config.clip_rho_threshold,
+        clip_pg_rho_threshold=config.clip_pg_rho_threshold))(
+            out.option_logits, out.option_values, out.prior_logits, posterior,
+            batch.behaviour_logits, batch.action, batch.reward, batch.discount,
+            batch.step_type, batch.mask)
+    vt = res.vtrace
+    n = jnp.maximum(jnp.sum(vt.num_valid), 1.)
+    pg, baseline = jnp.sum(vt.pg_loss) / n, jnp.sum(vt.baseline_loss) / n
+    entropy = jnp.sum(vt.entropy) / n
+    kl = jnp.sum(res.kl_q_p) / n
+    q_marginal = jnp.sum(res.q_sum, axis=0) / n
+    h_marginal = -jnp.sum(q_marginal * jnp.log(q_marginal + 1e-8))
+    loss = (pg + config.baseline_cost * baseline - entropy_cost * entropy +
+            config.kl_cost * kl - config.option_entropy_cost * h_marginal)
+    metrics = {
+        'loss': loss, 'pg_loss': pg, 'baseline_loss': baseline,
+        'entropy': entropy, 'kl_posterior_prior': kl,
+        'option_marginal_entropy': h_marginal,
+        'options_in_use': jnp.exp(h_marginal),
+        'importance_ratio': jnp.sum(vt.rho) / n,
+        'kl_behaviour_learner': jnp.sum(vt.kl) / n,
+    }
+    return loss, metrics
+
+  def update(state: LearnerState, batch: Trajectory):
+    chex.assert_rank(batch.action, 2)
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(
+        state.params, batch, state.hyperparams['entropy_cost'])
+    params, opt_state, opt_metrics = impala.apply_gradients(optimizer, state,
+                                                            grads)
+    metrics.update(opt_metrics)
+    return LearnerState(params=params, opt_state=opt_state,
+                        step=state.step + 1, hyperparams=state.hyperparams,
+                        extras=state.extras), metrics
+
+  table = TableSpec(sampler='fifo', item='sequence',
+                    sequence_length=config.sequence_length,
+                    batch_size=config.batch_size,
+                    max_size=config.replay_max_size)
+  return Algorithm(name='opre', init=init, act=act,
+                   initial_core_state=network.initial_state, update=update,
+                   replay_table=table)
