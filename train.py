@@ -68,7 +68,8 @@ def _default_config(algo: str, env: str | None):
                      f'{", ".join(algorithms.ALGORITHMS)}.')
   path = os.path.join(_HERE, 'configs', f'{algo}.py')
   family = (env or 'overcooked/').split('/')[0]
-  preset = family if family in ('overcooked', 'toy') else 'overcooked'
+  preset = {'overcooked': 'overcooked', 'toy': 'toy',
+            'pettingzoo': 'mpe'}.get(family, 'overcooked')
   spec = importlib.util.spec_from_file_location(f'{algo}_config', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

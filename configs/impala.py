@@ -4,6 +4,7 @@ Presets:
   overcooked  Overcooked-AI cramped_room, featurized observations, shaped
               rewards annealed away; the default run of ``train.py`` (minutes on
               2 CPU cores).
+  mpe         PettingZoo MPE ``simple_spread`` (3 agents), through the adapter.
   toy         ``toy/cue_coordination``, a tiny cooperative game for quick checks.
 
 Every field can be overridden from the command line, e.g.
@@ -90,6 +91,12 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
     c.env_kwargs.reward_shaping_horizon = 2_000_000
     c.network.observation_key = 'GRID'
     c.network.mlp_sizes = (128,)
+  elif preset == 'mpe':
+    c.env = 'pettingzoo/simple_spread'
+    c.env_kwargs.max_cycles = 25
+    c.num_steps = 500_000
+    c.sequence_length = 25
+    c.network.mlp_sizes = (64, 64)
   elif preset == 'toy':
     c.env = 'toy/cue_coordination'
     c.num_steps = 20_000
@@ -101,5 +108,5 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
     c.progress_every_s = 2.0
   else:
     raise ValueError(f'Unknown impala preset {preset!r}; valid presets: '
-                     'overcooked, overcooked_lossless, toy.')
+                     'overcooked, overcooked_lossless, mpe, toy.')
   return c

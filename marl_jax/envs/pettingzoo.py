@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import importlib.util
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -108,6 +109,10 @@ def _mpe_module(name: str):
   module = MPE_MODULES[name]
   if importlib.util.find_spec('pettingzoo') is None:
     raise ImportError(_MPE_INSTALL_HINT)
+  # MPE imports pygame; without a display SDL complains on stderr.
+  os.environ.setdefault('SDL_VIDEODRIVER', 'dummy')
+  os.environ.setdefault('SDL_AUDIODRIVER', 'dummy')
+  os.environ.setdefault('PYGAME_HIDE_SUPPORT_PROMPT', '1')
   for package in ('mpe2', 'pettingzoo.mpe'):
     try:
       return importlib.import_module(f'{package}.{module}')
