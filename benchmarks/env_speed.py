@@ -24,6 +24,8 @@ from absl import flags
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault('SDL_VIDEODRIVER', 'dummy')  # mpe2 imports pygame
+os.environ.setdefault('SDL_AUDIODRIVER', 'dummy')
 
 # pylint: disable=g-import-not-at-top
 from marl_jax import envs
