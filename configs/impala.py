@@ -29,6 +29,14 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
   c.num_steps = 1_000_000  # total environment steps (all actors and copies)
   c.population_size = 1
   c.matchmaking = 'self_play'  # 'self_play' | 'random'
+  # Population-based training: every pbt_every_updates learner updates, the
+  # bottom pbt_truncation of members (by mean episode return since the last
+  # round) copy a top member and perturb its hyperparameters. 0 turns it off.
+  c.pbt_every_updates = 0
+  c.pbt_truncation = 0.25
+  c.pbt_perturb_factors = (0.8, 1.25)
+  c.pbt_learning_rate_bounds = (1e-5, 1e-2)
+  c.pbt_entropy_cost_bounds = (1e-4, 0.1)
   c.launcher = 'single'
   c.num_actors = 1
   c.num_envs_per_actor = 16

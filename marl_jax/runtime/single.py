@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from marl_jax import algorithms
+from marl_jax.population import pbt
 from marl_jax.replay.table import PopulationQueue
 from marl_jax.runtime.actor import EnvLoop
 from marl_jax.runtime.learner import Learner
@@ -85,7 +86,7 @@ def learner_devices(config) -> list:
   return devices[:n]
 
 
-def _restore(checkpointer, learner, loop, replay, ckpt_dir) -> None:
+def _restore(checkpointer, learner, loop, replay, ckpt_dir) -> Dict[str, Any]:
   """Loads the latest checkpoint into the learner, env loop and replay."""
   target = dict(learner=learner.state, runtime=b'')
   restored, meta = checkpointer.restore(target=target)
@@ -100,6 +101,7 @@ def _restore(checkpointer, learner, loop, replay, ckpt_dir) -> None:
         f'runtime state this run cannot use: {e}') from e
   logging.info('Resumed from env step %d (learner step %d).', loop.env_steps,
                learner.steps)
+  return rt
 
 
 def run(config, exp_dir: str, resume: bool = False,
@@ -137,8 +139,34 @@ def run(config, exp_dir: str, resume: bool = False,
   checkpointer = checkpointing.Checkpointer(
       ckpt_dir, max_to_keep=config.max_checkpoints_to_keep)
 
+  pbt_rng = np.random.default_rng([config.seed, 7])
+  pbt_window: List[Dict[str, Any]] = []
+
   def runtime_state() -> Dict[str, Any]:
-    return dict(loop=loop.get_state(), replay=replay.get_state())
+    return dict(loop=loop.get_state(), replay=replay.get_state(),
+                pbt_rng=pbt_rng.bit_generator.state, pbt_window=pbt_window)
+
+  def pbt_round() -> None:
+    scores = _member_means(pbt_window, 'episode_return', population_size)
+    cfg = pbt.PBTConfig(
+        truncation=config.pbt_truncation,
+        perturb_factors=tuple(config.pbt_perturb_factors),
+        bounds={'learning_rate': tuple(config.pbt_learning_rate_bounds),
+                'entropy_cost': tuple(config.pbt_entropy_cost_bounds)})
+    state, events = pbt.exploit_and_explore(
+        pbt_rng, jax.tree.map(np.asarray, learner.state), scores, cfg)
+    learner.set_state(state)
+    pbt_window.clear()
+    for e in events:
+      logging.warning('PBT: member %d (score %.2f) copies member %d (%.2f); '
+                      'hyperparameters now %s', e.target, scores[e.target],
+                      e.source, scores[e.source], e.hyperparams)
+    logger.write('pbt', loop.env_steps, {
+        'score': scores, 'copied_from': np.array([
+            next((e.source for e in events if e.target == m), -1)
+            for m in range(population_size)], np.float64),
+        **{k: np.asarray(v, np.float64)
+           for k, v in learner.state.hyperparams.items()}})
 
   def save(force: bool = False):
     state = dict(learner=learner.state,
@@ -152,7 +180,10 @@ def run(config, exp_dir: str, resume: bool = False,
 
   if resume:
     try:
-      _restore(checkpointer, learner, loop, replay, ckpt_dir)
+      rt = _restore(checkpointer, learner, loop, replay, ckpt_dir)
+      if 'pbt_rng' in rt:
+        pbt_rng.bit_generator.state = rt['pbt_rng']
+        pbt_window.extend(rt['pbt_window'])
     except BaseException:
       checkpointer.close()
       raise
@@ -181,6 +212,8 @@ def run(config, exp_dir: str, resume: bool = False,
         loop.run(params, table.sequence_length, policy_version=version)
         stats = loop.pop_episode_stats()
         if stats:
+          if config.get('pbt_every_updates', 0):
+            pbt_window.extend(stats)
           last_returns = _member_means(stats, 'episode_return', population_size)
           episode_metrics = {
               'episode_return': last_returns,
@@ -203,6 +236,9 @@ def run(config, exp_dir: str, resume: bool = False,
             m['policy_lag'] = ages.mean(axis=1).astype(np.float64)
             m['replay_dropped'] = float(replay.num_dropped)
             logger.write('learner', loop.env_steps, m)
+          if (config.get('pbt_every_updates', 0) and
+              version % config.pbt_every_updates == 0):
+            pbt_round()
         if updated:
           params = learner.params_on(acting_device)
 

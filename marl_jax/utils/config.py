@@ -41,6 +41,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.replay_max_size < config.batch_size:
     raise ConfigError(f'replay_max_size ({config.replay_max_size}) must be at '
                       f'least batch_size ({config.batch_size}).')
+  if config.get('pbt_every_updates', 0):
+    if config.pbt_every_updates < 0:
+      raise ConfigError('pbt_every_updates must be >= 0 (0: off), got '
+                        f'{config.pbt_every_updates}.')
+    if config.population_size < 2:
+      raise ConfigError('pbt_every_updates needs population_size >= 2, got '
+                        f'{config.population_size}.')
   if config.num_learner_devices < 0:
     raise ConfigError('num_learner_devices must be >= 0 (0: all devices), got '
                       f'{config.num_learner_devices}.')

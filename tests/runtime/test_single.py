@@ -89,3 +89,28 @@ def test_logs_have_the_debugging_signals(tmp_path):
       assert f'member_{member}/{key}' in header, header
   assert any(name.startswith('events.out.tfevents')
              for name in os.listdir(tmp_path / 'logs'))
+
+
+def test_pbt_rounds_copy_and_perturb_within_bounds_and_resume_exactly(tmp_path):
+  config = toy_config(population_size=4, matchmaking='random', num_steps=2400)
+  config.pbt_every_updates = 6
+  config.pbt_learning_rate_bounds = (1e-3, 1.1e-2)
+  straight = str(tmp_path / 'pbt')
+  single.run(config, straight)
+  with open(os.path.join(straight, 'pbt.csv')) as f:
+    rows = list(csv.DictReader(f))
+  assert rows, 'no PBT round ran'
+  copied = [float(r[f'member_{m}/copied_from']) for r in rows for m in range(4)]
+  assert any(c >= 0 for c in copied)
+  # truncation 0.25 of 4 members: exactly one member is replaced per round.
+  for r in rows:
+    assert sum(float(r[f'member_{m}/copied_from']) >= 0 for m in range(4)) == 1
+    for m in range(4):
+      assert 1e-3 - 1e-9 <= float(r[f'member_{m}/learning_rate']) <= 1.1e-2 + 1e-9
+  # Exact resume holds with PBT too (its RNG and score window are saved).
+  interrupted = str(tmp_path / 'pbt_resumed')
+  single.run(config, interrupted, max_env_steps_this_run=1000)
+  single.run(config, interrupted, resume=True)
+  a, _ = final_params(straight)
+  b, _ = final_params(interrupted)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
