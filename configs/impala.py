@@ -28,7 +28,11 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
   c.seed = 0
   c.num_steps = 1_000_000  # total environment steps (all actors and copies)
   c.population_size = 1
-  c.matchmaking = 'self_play'  # 'self_play' | 'random'
+  c.matchmaking = 'self_play'  # 'self_play' | 'random' | 'fsp'
+  # Fictitious self-play: a snapshot of a member (in turn) every
+  # fsp_snapshot_every_updates updates, the last fsp_pool_size kept.
+  c.fsp_pool_size = 8
+  c.fsp_snapshot_every_updates = 50
   # Population-based training: every pbt_every_updates learner updates, the
   # bottom pbt_truncation of members (by mean episode return since the last
   # round) copy a top member and perturb its hyperparameters. 0 turns it off.

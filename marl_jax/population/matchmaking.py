@@ -8,6 +8,11 @@ run). Each returns the ``[num_agents]`` member ids for one new episode.
     receives the same share of experience.
   * ``random``: every slot independently picks a member uniformly at random
     (marl-jax's random pairing across the population).
+  * ``fsp``: fictitious self-play. One learning member (round-robin) takes a
+    random seat; every other seat is a frozen snapshot drawn uniformly from
+    those that exist, ids ``population_size + k`` for snapshot ``k`` (the
+    member itself while there are none yet). Snapshot seats are not learned
+    from.
 """
 
 from __future__ import annotations
@@ -16,24 +21,37 @@ from typing import Callable, Dict
 
 import numpy as np
 
-Matchmaker = Callable[[np.random.Generator, int, int, int], np.ndarray]
+Matchmaker = Callable[..., np.ndarray]
 
 
 def self_play(rng: np.random.Generator, episode_index: int, num_agents: int,
-              population_size: int) -> np.ndarray:
-  del rng
+              population_size: int, num_snapshots: int = 0) -> np.ndarray:
+  del rng, num_snapshots
   return np.full((num_agents,), episode_index % population_size, np.int32)
 
 
 def random_pairing(rng: np.random.Generator, episode_index: int,
-                   num_agents: int, population_size: int) -> np.ndarray:
-  del episode_index
+                   num_agents: int, population_size: int,
+                   num_snapshots: int = 0) -> np.ndarray:
+  del episode_index, num_snapshots
   return rng.integers(0, population_size, size=(num_agents,)).astype(np.int32)
+
+
+def fictitious_self_play(rng: np.random.Generator, episode_index: int,
+                         num_agents: int, population_size: int,
+                         num_snapshots: int = 0) -> np.ndarray:
+  learner = episode_index % population_size
+  if num_snapshots <= 0:
+    return np.full((num_agents,), learner, np.int32)
+  ids = population_size + rng.integers(0, num_snapshots, size=(num_agents,))
+  ids[rng.integers(0, num_agents)] = learner
+  return ids.astype(np.int32)
 
 
 MATCHMAKERS: Dict[str, Matchmaker] = {
     'self_play': self_play,
     'random': random_pairing,
+    'fsp': fictitious_self_play,
 }
 
 

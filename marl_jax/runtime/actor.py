@@ -73,12 +73,15 @@ class EnvLoop:
     writer: ``writer(member, sequence)`` receives each finished sequence.
     seed: seeds the matchmaking generator and the acting key.
     device: where acting runs (default: the first local device).
+    num_frozen: extra, frozen policies after the population in ``params``
+      (fictitious self-play snapshots): member ids ``>= population_size``
+      act but are never written to the replay nor counted in episode stats.
   """
 
   def __init__(self, envs: Sequence[Environment], algorithm: Algorithm,
                population_size: int, matchmaking_name: str,
                sequence_length: int, writer: Writer, seed: int,
-               device: Optional[jax.Device] = None):
+               device: Optional[jax.Device] = None, num_frozen: int = 0):
     if not envs:
       raise ValueError('EnvLoop needs at least one environment copy.')
     if sequence_length <= 0:
@@ -98,7 +101,8 @@ class EnvLoop:
     self._rng = np.random.default_rng(seed)
     self._key = jax.device_put(jax.random.PRNGKey(seed), self._device)
 
-    self._act = make_slot_act(algorithm, population_size)
+    self._act = make_slot_act(algorithm, population_size + num_frozen)
+    self.num_snapshots = 0  # how many of the frozen slots hold a policy
 
     # Counters.
     self.env_steps = 0
@@ -109,7 +113,8 @@ class EnvLoop:
   # ---------------------------------------------------------------- episodes
   def _new_members(self) -> np.ndarray:
     ids = self._matchmaker(self._rng, self.num_episodes, self._N,
-                           self._population_size)
+                           self._population_size,
+                           num_snapshots=self.num_snapshots)
     self.num_episodes += 1
     return ids
 
@@ -226,6 +231,8 @@ class EnvLoop:
 
   def _end_episode(self, i: int) -> None:
     for j in range(self._N):
+      if self._members[i, j] >= self._population_size:
+        continue  # a frozen snapshot: not a learning member
       self._episode_stats.append(dict(
           member=int(self._members[i, j]),
           episode_return=float(self._returns[i, j]),
@@ -255,6 +262,8 @@ class EnvLoop:
     mask = np.zeros((self._T + 1,), np.float32)
     mask[:length] = 1.
     for j in range(self._N):
+      if self._members[i, j] >= self._population_size:
+        continue  # frozen snapshots are not learned from
       seq = Trajectory(
           observation={k: v[j] for k, v in observation.items()},
           mask=mask, core_state=jax.tree.map(lambda x: x[j], self._seq_core[i]),
@@ -284,6 +293,7 @@ class EnvLoop:
         key=np.asarray(self._key),
         env_steps=self.env_steps,
         num_episodes=self.num_episodes,
+        num_snapshots=self.num_snapshots,
         episode_stats=list(self._episode_stats))
 
   def set_state(self, state: Dict[str, Any]) -> None:
@@ -291,6 +301,7 @@ class EnvLoop:
     self._key = jax.device_put(jnp.asarray(state['key']), self._device)
     self.env_steps = state['env_steps']
     self.num_episodes = state['num_episodes']
+    self.num_snapshots = state.get('num_snapshots', 0)
     if state['env_states'] is None or len(state['env_states']) != self._M:
       logging.warning('The environments cannot save their state (or the number '
                       'of copies changed): the resumed run starts new episodes.')

@@ -19,6 +19,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from marl_jax import algorithms
@@ -132,8 +133,23 @@ def run(config, exp_dir: str, resume: bool = False,
   learner = Learner(algorithm, population_size, learner_key, devices)
   replay = PopulationQueue(population_size, table.batch_size, table.max_size)
   actor_seed = int(jax.random.randint(actor_seed_key, (), 0, 2**31 - 1))
+  fsp = config.matchmaking == 'fsp'
+  pool_size = int(config.get('fsp_pool_size', 0)) if fsp else 0
+  if fsp and (pool_size <= 0 or config.fsp_snapshot_every_updates <= 0):
+    raise config_lib.ConfigError(
+        'matchmaking=fsp needs fsp_pool_size and fsp_snapshot_every_updates '
+        f'> 0, got {config.get("fsp_pool_size")} and '
+        f'{config.get("fsp_snapshot_every_updates")}.')
   loop = EnvLoop(env_list, algorithm, population_size, config.matchmaking,
-                 table.sequence_length, replay.insert, seed=actor_seed)
+                 table.sequence_length, replay.insert, seed=actor_seed,
+                 num_frozen=pool_size)
+  # Frozen snapshots for fictitious self-play: a ring of pool_size params,
+  # filled with copies of member 0 until real snapshots replace them.
+  pool = dict(count=0, params=None)
+  if fsp:
+    pool['params'] = jax.tree.map(
+        lambda x: np.repeat(np.asarray(x)[:1], pool_size, axis=0),
+        learner.state.params)
 
   ckpt_dir = os.path.join(exp_dir, 'checkpoints')
   checkpointer = checkpointing.Checkpointer(
@@ -144,7 +160,29 @@ def run(config, exp_dir: str, resume: bool = False,
 
   def runtime_state() -> Dict[str, Any]:
     return dict(loop=loop.get_state(), replay=replay.get_state(),
-                pbt_rng=pbt_rng.bit_generator.state, pbt_window=pbt_window)
+                pbt_rng=pbt_rng.bit_generator.state, pbt_window=pbt_window,
+                pool=dict(pool))
+
+  def take_snapshot() -> None:
+    member = pool['count'] % population_size
+    slot = pool['count'] % pool_size
+    current = jax.tree.map(np.asarray, learner.state.params)
+
+    def put(buf, x):
+      buf = buf.copy()
+      buf[slot] = x[member]
+      return buf
+
+    pool['params'] = jax.tree.map(put, pool['params'], current)
+    pool['count'] += 1
+    loop.num_snapshots = min(pool['count'], pool_size)
+
+  def acting_params():
+    params = learner.params_on(acting_device)
+    if not fsp:
+      return params
+    return jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=0), params,
+                        jax.device_put(pool['params'], acting_device))
 
   def pbt_round() -> None:
     scores = _member_means(pbt_window, 'episode_return', population_size)
@@ -184,16 +222,18 @@ def run(config, exp_dir: str, resume: bool = False,
       if 'pbt_rng' in rt:
         pbt_rng.bit_generator.state = rt['pbt_rng']
         pbt_window.extend(rt['pbt_window'])
+      if fsp and rt.get('pool', {}).get('params') is not None:
+        pool.update(rt['pool'])
     except BaseException:
       checkpointer.close()
       raise
 
+  acting_device = jax.local_devices()[0]
   logger = MetricLogger(exp_dir)
   progress = ProgressLine(total_steps=config.num_steps,
                           interval_s=config.progress_every_s,
                           initial_steps=loop.env_steps)
-  acting_device = jax.local_devices()[0]
-  params = learner.params_on(acting_device)
+  params = acting_params()
   version = learner.steps
   start_steps = loop.env_steps
   last_ckpt = time.monotonic()
@@ -239,8 +279,10 @@ def run(config, exp_dir: str, resume: bool = False,
           if (config.get('pbt_every_updates', 0) and
               version % config.pbt_every_updates == 0):
             pbt_round()
+          if fsp and version % config.fsp_snapshot_every_updates == 0:
+            take_snapshot()
         if updated:
-          params = learner.params_on(acting_device)
+          params = acting_params()
 
         progress.update(loop.env_steps, last_returns, {'updates': version})
         if time.monotonic() - last_ckpt >= config.checkpoint_every_s:

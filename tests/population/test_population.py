@@ -117,3 +117,22 @@ def test_matchmaking():
   assert (pairs[:, 0] != pairs[:, 1]).mean() == pytest.approx(2 / 3, abs=0.03)
   with pytest.raises(ValueError, match='self_play'):
     matchmaking.get('bogus')
+
+
+def test_fsp_samples_only_existing_snapshots():
+  rng = np.random.default_rng(0)
+  P = 2
+  # No snapshots yet: plain self-play of the learning member.
+  ids = matchmaking.fictitious_self_play(rng, 3, 2, P, num_snapshots=0)
+  np.testing.assert_array_equal(ids, [1, 1])
+  seen = set()
+  for e in range(400):
+    ids = matchmaking.fictitious_self_play(rng, e, 3, P, num_snapshots=2)
+    learners = [i for i in ids if i < P]
+    assert learners == [e % P]  # exactly one learning seat
+    frozen = [i for i in ids if i >= P]
+    assert all(P <= i < P + 2 for i in frozen)  # only snapshots 0 and 1 exist
+    seen.update(frozen)
+    seen.add(('seat', int(np.argmin(ids))))
+  assert {P, P + 1} <= seen
+  assert {('seat', 0), ('seat', 1), ('seat', 2)} <= seen

@@ -114,3 +114,28 @@ def test_pbt_rounds_copy_and_perturb_within_bounds_and_resume_exactly(tmp_path):
   a, _ = final_params(straight)
   b, _ = final_params(interrupted)
   jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_fsp_trains_against_snapshots_and_resumes_exactly(tmp_path):
+  config = toy_config(matchmaking='fsp', num_steps=2400)
+  config.fsp_pool_size = 3
+  config.fsp_snapshot_every_updates = 4
+  straight = str(tmp_path / 'fsp')
+  result = single.run(config, straight)
+  assert result.learner_steps >= 12  # several snapshots were taken
+  with checkpointing.Checkpointer(os.path.join(straight, 'checkpoints'),
+                                  read_only=True) as ckpt:
+    state, _ = ckpt.restore()
+  import pickle  # pylint: disable=g-import-not-at-top
+  runtime = pickle.loads(state['runtime'])
+  assert runtime['pool']['count'] == result.learner_steps // 4
+  assert runtime['loop']['num_snapshots'] == 3
+  # Snapshots are the member's params at different times: not all equal.
+  w = jax.tree.leaves(runtime['pool']['params'])[0]
+  assert not np.array_equal(w[0], w[1])
+  interrupted = str(tmp_path / 'fsp_resumed')
+  single.run(config, interrupted, max_env_steps_this_run=1000)
+  single.run(config, interrupted, resume=True)
+  a, _ = final_params(straight)
+  b, _ = final_params(interrupted)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
