@@ -168,6 +168,35 @@ def make_optimizer(config) -> optax.GradientTransformation:
   return optax.chain(clip, scale)
 
 
+def sequence_table(config) -> TableSpec:
+  """The queue of fixed-length sequences that IMPALA-style learners read."""
+  return TableSpec(sampler='fifo', item='sequence',
+                   sequence_length=config.sequence_length,
+                   batch_size=config.batch_size,
+                   max_size=config.replay_max_size)
+
+
+def initial_learner_state(params, optimizer, config, extras=None
+                          ) -> LearnerState:
+  """Step 0, with the member's PBT-tunable hyperparameters from config."""
+  return LearnerState(
+      params=params, opt_state=optimizer.init(params),
+      step=jnp.zeros((), jnp.int32),
+      hyperparams={
+          'learning_rate': jnp.asarray(config.learning_rate, jnp.float32),
+          'entropy_cost': jnp.asarray(config.entropy_cost, jnp.float32)},
+      extras=extras or {})
+
+
+def sample_action(logits, key, greedy: bool):
+  """argmax when greedy, else a sample; int32."""
+  if greedy:
+    action = jnp.argmax(logits, axis=-1)
+  else:
+    action = jax.random.categorical(key, logits)
+  return action.astype(jnp.int32)
+
+
 def make(env_spec: EnvSpec, config) -> Algorithm:
   """Builds IMPALA for ``env_spec`` from an ml_collections ``config``."""
   network = make_actor_critic(env_spec, config.network)
@@ -184,21 +213,12 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
     extras = {}
     if use_popart:
       extras['popart'] = popart_init()
-    return LearnerState(
-        params=params, opt_state=optimizer.init(params),
-        step=jnp.zeros((), jnp.int32),
-        hyperparams={
-            'learning_rate': jnp.asarray(config.learning_rate, jnp.float32),
-            'entropy_cost': jnp.asarray(config.entropy_cost, jnp.float32)},
-        extras=extras)
+    return initial_learner_state(params, optimizer, config, extras)
 
   def act(params, inputs: AgentInput, core_state, key, greedy: bool = False):
     (logits, _), core_state = network.step(params, inputs, core_state)
-    if greedy:
-      action = jnp.argmax(logits, axis=-1)
-    else:
-      action = jax.random.categorical(key, logits)
-    return action.astype(jnp.int32), ActorExtras(logits=logits), core_state
+    return (sample_action(logits, key, greedy), ActorExtras(logits=logits),
+            core_state)
 
   def loss_fn(params, popart_state, batch: Trajectory, entropy_cost):
     inputs = time_major_inputs(batch)
@@ -259,13 +279,9 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
                              hyperparams=state.hyperparams, extras=extras)
     return new_state, metrics
 
-  table = TableSpec(sampler='fifo', item='sequence',
-                    sequence_length=config.sequence_length,
-                    batch_size=config.batch_size,
-                    max_size=config.replay_max_size)
   return Algorithm(name='impala', init=init, act=act,
                    initial_core_state=network.initial_state, update=update,
-                   replay_table=table)
+                   replay_table=sequence_table(config))
 
 
 __all__ = ['VTraceLossOutput', 'make', 'make_optimizer', 'vtrace_sequence_loss']

@@ -27,7 +27,6 @@ import jax.numpy as jnp
 from marl_jax.algorithms import impala
 from marl_jax.algorithms.base import ActorExtras, Algorithm, LearnerState
 from marl_jax.networks.opre import make_opre_network
-from marl_jax.replay.table import TableSpec
 from marl_jax.types import EnvSpec, Trajectory
 
 
@@ -77,23 +76,13 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
   gkey = config.opre_global_key
 
   def init(key) -> LearnerState:
-    params = network.init(key)
-    return LearnerState(
-        params=params, opt_state=optimizer.init(params),
-        step=jnp.zeros((), jnp.int32),
-        hyperparams={
-            'learning_rate': jnp.asarray(config.learning_rate, jnp.float32),
-            'entropy_cost': jnp.asarray(config.entropy_cost, jnp.float32)},
-        extras={})
+    return impala.initial_learner_state(network.init(key), optimizer, config)
 
   def act(params, inputs, core_state, key, greedy: bool = False):
     out, core_state = network.step(params, inputs, core_state)
     logits = mixture_log_probs(out.option_logits, out.prior_logits)
-    if greedy:
-      action = jnp.argmax(logits, axis=-1)
-    else:
-      action = jax.random.categorical(key, logits)
-    return action.astype(jnp.int32), ActorExtras(logits=logits), core_state
+    return (impala.sample_action(logits, key, greedy),
+            ActorExtras(logits=logits), core_state)
 
   def loss_fn(params, batch: Trajectory, entropy_cost):
     out, _ = network.unroll(params, impala.time_major_inputs(batch),
@@ -137,10 +126,6 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
                         step=state.step + 1, hyperparams=state.hyperparams,
                         extras=state.extras), metrics
 
-  table = TableSpec(sampler='fifo', item='sequence',
-                    sequence_length=config.sequence_length,
-                    batch_size=config.batch_size,
-                    max_size=config.replay_max_size)
   return Algorithm(name='opre', init=init, act=act,
                    initial_core_state=network.initial_state, update=update,
-                   replay_table=table)
+                   replay_table=impala.sequence_table(config))
