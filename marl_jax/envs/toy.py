@@ -13,6 +13,7 @@ from typing import Any, Dict
 
 import numpy as np
 
+from marl_jax.envs import _checks
 from marl_jax.envs import registry
 from marl_jax.envs.base import Environment
 from marl_jax.types import ArraySpec, EnvSpec, StepType, TimeStep
@@ -59,14 +60,13 @@ class CueCoordination(Environment):
                     self._observe(), {'coordinated': np.zeros((2,), np.float32)})
 
   def step(self, actions) -> TimeStep:
+    # Checked before the reset below, so a bad action is never silently
+    # swallowed by the step that starts a new episode.
+    actions = _checks.actions(actions, 2, self._a)
     if self._needs_reset:
       return self.reset()
-    actions = np.asarray(actions)
-    if actions.shape != (2,) or not np.issubdtype(actions.dtype, np.integer):
-      raise ValueError(f'actions must be 2 integers, got {actions!r}.')
-    if ((actions < 0) | (actions >= self._a)).any():
-      raise ValueError(f'actions must be in [0, {self._a}), got {actions}.')
-    hit = float((actions == self.cue()).all())
+    cue = self.cue()
+    hit = float(actions[0] == cue and actions[1] == cue)
     self._t += 1
     last = self._t >= self._horizon
     self._needs_reset = last
@@ -86,6 +86,10 @@ class CueCoordination(Environment):
     return dict(episode=self._episode, t=self._t, needs_reset=self._needs_reset)
 
   def set_state(self, state: Any) -> None:
+    if not isinstance(state, dict) or set(state) != {
+        'episode', 't', 'needs_reset'}:
+      raise ValueError('state must be a snapshot returned by '
+                       'CueCoordination.get_state().')
     self._episode = state['episode']
     self._t = state['t']
     self._needs_reset = state['needs_reset']

@@ -181,3 +181,80 @@ def test_render_frame():
   assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
   env.step(np.array([N, W]))
   assert env.render().shape == frame.shape
+
+
+def test_featurized_start_state_by_hand():
+  """cramped_room's start: both face north, hands empty, at (1, 2) and (3, 1)."""
+  env = envs.make('overcooked/cramped_room')
+  f = env.reset().observation['FEATURES']
+  for i, (own, other) in enumerate([((1, 2), (3, 1)), ((3, 1), (1, 2))]):
+    np.testing.assert_array_equal(f[i, 0:4], [1, 0, 0, 0])  # facing NORTH
+    np.testing.assert_array_equal(f[i, 4:8], [0, 0, 0, 0])  # holding nothing
+    np.testing.assert_array_equal(f[i, -2:], own)  # absolute position
+    np.testing.assert_array_equal(f[i, -4:-2], np.subtract(other, own))
+  # Player-centric: each agent's own 46 features are the other's "other" block.
+  np.testing.assert_array_equal(f[0, :46], f[1, 46:92])
+  np.testing.assert_array_equal(f[1, :46], f[0, 46:92])
+
+
+def test_lossless_layers_by_hand():
+  """The package's layer order: own loc, other loc, 8 orientations, terrain."""
+  env = envs.make('overcooked/cramped_room', observation='lossless')
+  grid = env.reset().observation['GRID']  # [2, x, y, 26]
+  assert grid.shape == (2, 5, 4, 26)
+
+  def cells(layer):
+    return sorted(map(tuple, np.argwhere(layer).tolist()))
+
+  assert cells(grid[0, ..., 0]) == [(1, 2)] and cells(grid[0, ..., 1]) == [(3, 1)]
+  assert cells(grid[1, ..., 0]) == [(3, 1)] and cells(grid[1, ..., 1]) == [(1, 2)]
+  assert cells(grid[0, ..., 10]) == [(2, 0)]  # pot
+  assert cells(grid[0, ..., 12]) == [(0, 1), (4, 1)]  # onion dispensers
+  assert cells(grid[0, ..., 14]) == [(1, 3)]  # dish dispenser
+  assert cells(grid[0, ..., 15]) == [(3, 3)]  # serving counter
+
+
+def test_layouts_with_different_recipes_share_a_process():
+  """The package configures Recipe globally, per the last MDP built.
+
+  simple_o cooks an onion soup in 5 steps; cramped_room in the default 20.
+  Stepping both in turn, cramped_room must still cook for 20 steps.
+  """
+  env = envs.make('overcooked/cramped_room', horizon=100,
+                  observation='lossless')
+  other = envs.make('overcooked/simple_o', horizon=100)
+  env.reset()
+  other.reset()
+  remaining = []
+  for a in soup_script():
+    ts = env.step(a)
+    other.step(np.array([INTERACT, INTERACT]))
+    remaining.append(int(ts.observation['GRID'][0, 2, 0, 20]))  # cook time left
+  started = next(i for i, r in enumerate(remaining) if r > 0)
+  assert remaining[started:started + 20] == list(range(19, -1, -1))
+  assert ts.info['sparse_reward'][0] == 20.
+
+
+def test_snapshot_is_checked_and_survives_the_episode_end():
+  env = envs.make('overcooked/cramped_room', horizon=3)
+  env.reset()
+  for _ in range(3):
+    env.step(np.array([STAY, STAY]))
+  snapshot = env.get_state()  # at LAST: the next step starts a new episode
+  other = envs.make('overcooked/cramped_room', horizon=3)
+  other.set_state(pickle.loads(pickle.dumps(snapshot)))
+  assert other.step(np.array([STAY, STAY])).first()
+  with pytest.raises(ValueError, match='horizon'):
+    envs.make('overcooked/cramped_room', horizon=4).set_state(snapshot)
+  with pytest.raises(ValueError, match='get_state'):
+    other.set_state({'not': 'a snapshot'})
+
+
+def test_render_shows_the_move():
+  env = envs.make('overcooked/cramped_room', horizon=10)
+  env.reset()
+  before = env.render()
+  env.step(np.array([N, STAY]))  # agent 0 walks from (1, 2) to (1, 1)
+  after = env.render()
+  assert before.shape == after.shape
+  assert (before != after).any()
