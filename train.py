@@ -26,11 +26,43 @@ from ml_collections import config_flags
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 _DEFAULT_CONFIG = os.path.join(_HERE, 'configs', 'impala.py')
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', _DEFAULT_CONFIG,
-    'Config file and preset, e.g. configs/impala.py:overcooked. Without it: '
-    'configs/<algo>.py with the preset of the --env family.',
-    lock_config=True)
+
+
+def _flag_error(e: BaseException) -> str:
+  """One line for a bad flag or --config override (see parse_flags)."""
+  if isinstance(e, (AttributeError, KeyError)):
+    # ml_collections: --config.<key> that does not exist; its message names
+    # the key and suggests a close one.
+    text = str(e)
+    while len(text) > 1 and text[0] == text[-1] and text[0] in '"\'':
+      text = text[1:-1]
+    text = text.replace('\\n', ' ').replace('\n', ' ').replace("\\'", "'")
+    return (f'unknown config key in --config overrides: {text}. Keys belong to '
+            'the --config file (default configs/impala.py:overcooked); for '
+            "another algorithm's keys pass --config=configs/<algo>.py:<preset>.")
+  message = str(e)
+  if 'Traceback' in message:  # A config file's own error: keep its last line.
+    lines = [l for l in message.splitlines() if l.strip()]
+    message = f'{lines[0].split(":")[0]}: {lines[-1]}'
+  return message
+
+
+def _exit_with(message: str) -> None:
+  print(f'train.py: error: {message}', file=sys.stderr, flush=True)
+  print('Try --helpfull for the list of flags.', file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
+try:
+  # ml_collections applies --config.<key> overrides to the default config
+  # while defining the flag, so a bad key surfaces here.
+  _CONFIG = config_flags.DEFINE_config_file(
+      'config', _DEFAULT_CONFIG,
+      'Config file and preset, e.g. configs/impala.py:overcooked. Without it: '
+      'configs/<algo>.py with the preset of the --env family.',
+      lock_config=True)
+except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
+  _exit_with(_flag_error(e))
 _ENV = flags.DEFINE_string('env', None, 'Environment, e.g. overcooked/cramped_room.')
 _ALGO = flags.DEFINE_string('algo', None, 'Algorithm: impala.')
 _POPULATION_SIZE = flags.DEFINE_integer('population_size', None,
@@ -168,12 +200,18 @@ def _main(argv):
         f'Unknown algorithm {config.algo!r}. Valid algorithms: '
         f'{", ".join(algorithms.ALGORITHMS)}.')
   try:
-    config_lib.make_env(config).close()
+    env = config_lib.make_env(config)
   except envs.UnknownEnvironmentError:
     raise
   except (TypeError, ValueError) as e:
     raise UsageError(f'cannot build environment {config.env!r} with '
                      f'env_kwargs={config_lib.env_kwargs(config)}: {e}') from e
+  try:  # Config values the algorithm rejects, before anything is written.
+    algorithms.make(config.algo, env.spec(), config)
+  except (TypeError, ValueError, AttributeError, KeyError) as e:
+    raise UsageError(f'{config.algo} config: {e}') from e
+  finally:
+    env.close()
 
   os.makedirs(exp_dir, exist_ok=True)
   _write_config(config, exp_dir)
@@ -214,24 +252,8 @@ def parse_flags(argv):
   """absl's flag parsing, with bad flags and config overrides as one line."""
   try:
     return flags.FLAGS(argv)
-  except flags.Error as e:
-    message = str(e)
-    if 'Traceback' in message:  # A config file's own error: keep its last line.
-      lines = [l for l in message.splitlines() if l.strip()]
-      message = f'{lines[0].split(":")[0]}: {lines[-1]}'
-  except (AttributeError, KeyError) as e:
-    # ml_collections: --config.<key> that does not exist; its message names
-    # the key and suggests a close one.
-    text = str(e)
-    if len(text) > 1 and text[0] == text[-1] == "'":
-      text = text[1:-1]
-    text = text.replace('\\n', ' ').replace('\n', ' ').replace("\\'", "'")
-    message = f'unknown config key in --config overrides: {text}'
-  except (TypeError, ValueError) as e:
-    message = str(e)
-  print(f'train.py: error: {message}', file=sys.stderr, flush=True)
-  print('Try --helpfull for the list of flags.', file=sys.stderr, flush=True)
-  sys.exit(2)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    _exit_with(_flag_error(e))
 
 
 if __name__ == '__main__':

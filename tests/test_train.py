@@ -167,3 +167,13 @@ def test_record_video_writes_one_gif_per_member(tmp_path):
       'member_0', 'member_1']
   frames = imageio.mimread(gifs[0])
   assert len(frames) == 16 + 1  # reset frame + one per step of the horizon
+
+
+def test_algorithm_config_errors_are_named_and_nothing_is_written(tmp_path):
+  r = train('--config=configs/opre.py:toy', '--config.num_options=0',
+            f'--exp_dir={tmp_path}/opre')
+  assert_user_error(r, 'num_options')
+  assert not os.path.exists(f'{tmp_path}/opre')
+  # Another algorithm's key on the default (IMPALA) config says what to do.
+  r = train('--algo=opre', '--config.num_options=4', f'--exp_dir={tmp_path}/x')
+  assert_user_error(r, 'num_options', '--config=configs/<algo>.py')
