@@ -80,8 +80,7 @@ def test_episode_ends_at_the_horizon_and_restarts():
   assert ts.step_type == StepType.FIRST
   types = [int(env.step(np.array([STAY, STAY])).step_type) for _ in range(5)]
   assert types == [StepType.MID] * 4 + [StepType.LAST]
-  last = env.step  # a step after LAST starts a new episode
-  ts = last(np.array([STAY, STAY]))
+  ts = env.step(np.array([STAY, STAY]))  # a step after LAST starts anew
   assert ts.step_type == StepType.FIRST and (ts.reward == 0).all()
 
 

@@ -27,6 +27,19 @@ def final_params(exp_dir):
   return state['learner']['params'], meta
 
 
+def assert_resume_is_exact(config, straight, interrupted, stop_after):
+  """Runs ``config`` to ``stop_after`` steps in ``interrupted``, resumes it
+  to the end, and checks its final params equal the run in ``straight``."""
+  first = single.run(config, interrupted, max_env_steps_this_run=stop_after)
+  assert 0 < first.env_steps < config.num_steps
+  single.run(config, interrupted, resume=True)
+  a, meta_a = final_params(straight)
+  b, meta_b = final_params(interrupted)
+  assert meta_a['env_steps'] == meta_b['env_steps']
+  assert meta_a['learner_steps'] == meta_b['learner_steps'] > 0
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
 @pytest.mark.parametrize('population_size,matchmaking,lstm', [
     (1, 'self_play', 0), (2, 'random', 8)])
 def test_resume_equals_uninterrupted_run(tmp_path, population_size,
@@ -36,16 +49,8 @@ def test_resume_equals_uninterrupted_run(tmp_path, population_size,
   config.network.lstm_size = lstm
   straight = str(tmp_path / 'straight')
   single.run(config, straight)
-  interrupted = str(tmp_path / 'interrupted')
-  first = single.run(config, interrupted, max_env_steps_this_run=700)
-  assert 0 < first.env_steps < 1600
-  second = single.run(config, interrupted, resume=True)
-  assert second.env_steps >= 1600
-  a, meta_a = final_params(straight)
-  b, meta_b = final_params(interrupted)
-  assert meta_a['env_steps'] == meta_b['env_steps']
-  assert meta_a['learner_steps'] == meta_b['learner_steps'] > 0
-  jax.tree.map(np.testing.assert_array_equal, a, b)
+  assert_resume_is_exact(config, straight, str(tmp_path / 'interrupted'),
+                         stop_after=700)
 
 
 def test_different_seeds_differ(tmp_path):
@@ -109,11 +114,7 @@ def test_pbt_rounds_copy_and_perturb_within_bounds_and_resume_exactly(tmp_path):
       assert 1e-3 - 1e-9 <= float(r[f'member_{m}/learning_rate']) <= 1.1e-2 + 1e-9
   # Exact resume holds with PBT too (its RNG and score window are saved).
   interrupted = str(tmp_path / 'pbt_resumed')
-  single.run(config, interrupted, max_env_steps_this_run=1000)
-  single.run(config, interrupted, resume=True)
-  a, _ = final_params(straight)
-  b, _ = final_params(interrupted)
-  jax.tree.map(np.testing.assert_array_equal, a, b)
+  assert_resume_is_exact(config, straight, interrupted, stop_after=1000)
 
 
 def test_fsp_trains_against_snapshots_and_resumes_exactly(tmp_path):
@@ -134,8 +135,4 @@ def test_fsp_trains_against_snapshots_and_resumes_exactly(tmp_path):
   w = jax.tree.leaves(runtime['pool']['params'])[0]
   assert not np.array_equal(w[0], w[1])
   interrupted = str(tmp_path / 'fsp_resumed')
-  single.run(config, interrupted, max_env_steps_this_run=1000)
-  single.run(config, interrupted, resume=True)
-  a, _ = final_params(straight)
-  b, _ = final_params(interrupted)
-  jax.tree.map(np.testing.assert_array_equal, a, b)
+  assert_resume_is_exact(config, straight, interrupted, stop_after=1000)
