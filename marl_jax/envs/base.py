@@ -63,3 +63,36 @@ class Environment(abc.ABC):
 
   def __exit__(self, *exc):
     self.close()
+
+
+class JaxEnvironment(abc.ABC):
+  """The functional contract of JAX-native environments (the anakin runtime).
+
+  The same data as ``Environment``, as pure functions that jit and vmap:
+    * ``reset(key) -> (state, TimeStep)`` starts an episode (``FIRST``).
+    * ``step(state, actions, key) -> (state, TimeStep)`` with ``[num_agents]``
+      int32 actions. As in ``Environment``, stepping from a ``LAST`` step starts
+      a new episode and returns ``FIRST`` (so trajectories from both runtimes
+      have the same layout and the same losses apply); the actions given on
+      that step are ignored.
+    * ``spec() -> EnvSpec`` (host-side, static).
+  ``TimeStep`` fields are jax arrays: ``step_type`` int32 scalar, ``reward``
+  ``[num_agents]`` float32, ``discount`` float32 scalar, observation and info
+  dicts of ``[num_agents, ...]`` arrays, with the same keys on every step.
+  ``render(state) -> [H, W, 3] uint8`` (host-side) is optional.
+  """
+
+  @abc.abstractmethod
+  def reset(self, key) -> tuple:
+    """Starts a new episode: ``(state, TimeStep)``."""
+
+  @abc.abstractmethod
+  def step(self, state, actions, key) -> tuple:
+    """Advances all agents by one step: ``(state, TimeStep)``."""
+
+  @abc.abstractmethod
+  def spec(self) -> EnvSpec:
+    """The environment's specification."""
+
+  def render(self, state) -> np.ndarray:
+    raise NotImplementedError(f'{type(self).__name__} cannot render frames.')
