@@ -68,7 +68,13 @@ _ALGO = flags.DEFINE_string('algo', None, 'Algorithm: impala.')
 _POPULATION_SIZE = flags.DEFINE_integer('population_size', None,
                                         'Number of population members.')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Total environment steps.')
-_LAUNCHER = flags.DEFINE_string('launcher', None, 'single (one process).')
+_LAUNCHER = flags.DEFINE_string(
+    'launcher', None, 'local (a process per node, the default), ray (Ray '
+    'actors; see --ray_address) or single (one process, exactly reproducible).')
+_RAY_ADDRESS = flags.DEFINE_string(
+    'ray_address', None, 'With --launcher=ray: the cluster to join ("auto" for '
+    'the one started by `ray start` on this machine); unset starts a local Ray '
+    'instance for the run.')
 _NUM_ACTORS = flags.DEFINE_integer('num_actors', None, 'Actor (env-loop) nodes.')
 _SEED = flags.DEFINE_integer('seed', None, 'Random seed.')
 _EXP_DIR = flags.DEFINE_string('exp_dir', None,
@@ -219,8 +225,20 @@ def _main(argv):
         f'{config.population_size}, {config.num_steps:,} env steps, '
         f'launcher {config.launcher}; run dir {exp_dir}', flush=True)
 
-  from marl_jax.runtime import single  # pylint: disable=g-import-not-at-top
-  result = single.run(config, exp_dir, resume=_RESUME.value)
+  if _RAY_ADDRESS.value and config.launcher != 'ray':
+    raise UsageError('--ray_address needs --launcher=ray.')
+  if config.launcher == 'single':
+    from marl_jax.runtime import single  # pylint: disable=g-import-not-at-top
+    result = single.run(config, exp_dir, resume=_RESUME.value)
+  else:
+    from marl_jax.runtime import program  # pylint: disable=g-import-not-at-top
+    from marl_jax.runtime.local import ProgramError  # pylint: disable=g-import-not-at-top
+    try:
+      result = program.run(config, exp_dir, resume=_RESUME.value,
+                           ray_address=_RAY_ADDRESS.value)
+    except ProgramError as e:
+      print(f'train.py: error: {e}', file=sys.stderr, flush=True)
+      sys.exit(1)
   if config.record_video:
     from marl_jax.evaluation import videos  # pylint: disable=g-import-not-at-top
     paths = videos.record_population(config, exp_dir)

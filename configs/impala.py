@@ -41,9 +41,17 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
   c.pbt_perturb_factors = (0.8, 1.25)
   c.pbt_learning_rate_bounds = (1e-5, 1e-2)
   c.pbt_entropy_cost_bounds = (1e-4, 0.1)
-  c.launcher = 'single'
-  c.num_actors = 1
+  # 'local' (one process per node, the default), 'ray' (Ray actors; see
+  # train.py --ray_address) or 'single' (one process, exactly reproducible).
+  c.launcher = 'local'
+  c.num_actors = 2  # env-loop nodes (under single: more env copies)
   c.num_envs_per_actor = 16
+  c.variable_update_period = 1  # env steps between actors' param pulls
+  # Evaluator node (local/ray): every eval_every_updates learner updates, play
+  # eval_episodes self-play episodes per member with the newest params. 0: off.
+  c.eval_every_updates = 100
+  c.eval_episodes = 1
+  c.eval_greedy = False
   c.num_learner_devices = 0  # 0: every local device
 
   # IMPALA.

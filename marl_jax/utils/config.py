@@ -18,7 +18,7 @@ _POSITIVE_INTS = ('num_steps', 'population_size', 'num_actors',
                   'log_every_updates')
 _NON_NEGATIVE = ('learning_rate', 'entropy_cost', 'baseline_cost',
                  'max_grad_norm', 'checkpoint_every_s', 'progress_every_s')
-LAUNCHERS = ('single',)
+LAUNCHERS = ('local', 'ray', 'single')
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

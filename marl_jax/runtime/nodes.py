@@ -1,0 +1,556 @@
+"""The nodes of the distributed program (see program.py and DESIGN.md).
+
+* ``Counter``: global env/learner step counts, episode statistics (it writes
+  ``actor.csv``), and the program's stop flag.
+* ``ReplayNode``: one replay table per population member, with Reverb's
+  semantics (``replay/table.py``), built from the algorithm's ``TableSpec``.
+* ``LearnerNode``: samples ``[P, B]`` batches, runs the jitted population
+  update on every local device, publishes params (the variable source),
+  checkpoints, writes ``learner.csv``.
+* ``ActorNode``: an env loop (``runtime/actor.py``) over M environment copies;
+  pulls params every ``variable_update_period`` env steps, writes sequences to
+  the replay, reports episodes to the counter.
+* ``EvaluatorNode``: every ``eval_every_updates`` learner steps, plays
+  evaluation episodes with the newest params; writes ``evaluator.csv``.
+
+Nodes receive handles of the nodes they talk to and call their methods; the
+same classes run under the ``local`` and ``ray`` launchers. Constructors are
+cheap and touch no devices; the work happens in ``run()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import queue
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import ml_collections
+import numpy as np
+
+from marl_jax.replay import table as table_lib
+from marl_jax.utils import config as config_lib
+
+_POLL_S = 0.5
+
+
+def _config(config_dict) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(config_dict)
+
+
+def _spec_and_algorithm(config):
+  from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
+  env = config_lib.make_env(config)
+  spec = env.spec()
+  env.close()
+  return spec, algorithms.make(config.algo, spec, config)
+
+
+def make_member_table(spec: table_lib.TableSpec, member: int,
+                      seed: int) -> table_lib.Table:
+  """One member's table for an algorithm's ``TableSpec``."""
+  name = f'member_{member}'
+  min_size = int(getattr(spec, 'min_size_to_sample', 0) or spec.batch_size)
+  spi = getattr(spec, 'samples_per_insert', None)
+  error_buffer = getattr(spec, 'error_buffer', None)
+  if spec.sampler == 'fifo':
+    return table_lib.Table.queue(name, spec.max_size, seed=seed)
+  if spec.sampler == 'uniform':
+    return table_lib.Table.uniform(
+        name, spec.max_size, min_size_to_sample=min_size,
+        samples_per_insert=spi, error_buffer=error_buffer, seed=seed)
+  if spec.sampler == 'prioritized':
+    return table_lib.Table.prioritized(
+        name, spec.max_size,
+        priority_exponent=float(getattr(spec, 'priority_exponent', 0.6)),
+        min_size_to_sample=min_size, samples_per_insert=spi,
+        error_buffer=error_buffer, seed=seed)
+  raise ValueError(f'Unknown replay sampler {spec.sampler!r}; valid: fifo, '
+                   'uniform, prioritized.')
+
+
+# ----------------------------------------------------------------------------
+class Counter:
+  """Counts steps and episodes for the whole program; owns the stop flag."""
+
+  def __init__(self, config_dict, exp_dir: str):
+    config = _config(config_dict)
+    self._num_steps = int(config.num_steps)
+    self._population_size = int(config.population_size)
+    self._exp_dir = exp_dir
+    self._lock = threading.Lock()
+    self._env_steps = 0
+    self._learner_steps = 0
+    self._num_episodes = 0
+    self._stop_requested = False
+    self._recent: List[Dict[str, Any]] = []
+    self._logger = None
+    self._start = time.monotonic()
+
+  def _log(self, stats: Sequence[Dict[str, Any]], env_steps: int) -> None:
+    from marl_jax.utils.logging import MetricLogger  # pylint: disable=g-import-not-at-top
+    if self._logger is None:
+      self._logger = MetricLogger(self._exp_dir, tensorboard=False)
+    keys = [k for k in stats[0] if k.startswith('episode_')]
+    row = {}
+    for k in keys:
+      row[k] = _member_means(stats, k, self._population_size)
+    self._logger.write('actor', env_steps, row)
+
+  def increment(self, env_steps: int = 0, learner_steps: int = 0,
+                episodes: Sequence[Dict[str, Any]] = ()) -> Dict[str, Any]:
+    """Adds counts and finished episodes; returns the totals and ``stop``."""
+    with self._lock:
+      self._env_steps += int(env_steps)
+      self._learner_steps += int(learner_steps)
+      if episodes:
+        self._num_episodes += len(episodes)
+        self._recent.extend(episodes)
+        del self._recent[:-50 * self._population_size]
+        self._log(list(episodes), self._env_steps)
+      return self._counts()
+
+  def _counts(self) -> Dict[str, Any]:
+    return dict(env_steps=self._env_steps, learner_steps=self._learner_steps,
+                num_episodes=self._num_episodes, stop=self._should_stop())
+
+  def get(self) -> Dict[str, Any]:
+    """Totals, the stop flag, and the mean recent return per member."""
+    with self._lock:
+      counts = self._counts()
+      counts['member_returns'] = (
+          _member_means(self._recent, 'episode_return', self._population_size)
+          if self._recent else None)
+      return counts
+
+  def _should_stop(self) -> bool:
+    return self._stop_requested or self._env_steps >= self._num_steps
+
+  def should_stop(self) -> bool:
+    with self._lock:
+      return self._should_stop()
+
+  def request_stop(self) -> None:
+    with self._lock:
+      self._stop_requested = True
+
+  def get_state(self) -> Dict[str, Any]:
+    with self._lock:
+      return dict(env_steps=self._env_steps, learner_steps=self._learner_steps,
+                  num_episodes=self._num_episodes)
+
+  def set_state(self, state: Dict[str, Any]) -> None:
+    with self._lock:
+      self._env_steps = int(state['env_steps'])
+      self._learner_steps = int(state['learner_steps'])
+      self._num_episodes = int(state['num_episodes'])
+
+  def close(self) -> None:
+    if self._logger is not None:
+      self._logger.close()
+
+
+def _member_means(stats, key: str, population_size: int) -> np.ndarray:
+  out = np.full((population_size,), np.nan)
+  for m in range(population_size):
+    values = [s[key] for s in stats if s['member'] == m and key in s]
+    if values:
+      out[m] = float(np.mean(values))
+  return out
+
+
+# ----------------------------------------------------------------------------
+class ReplayNode:
+  """The replay server: one table per member, with Reverb's semantics.
+
+  ``insert`` takes a list of ``(member, item)``; ``sample`` returns one batch
+  of every member, stacked ``[P, B, ...]``. Both block as the tables' rate
+  limiters say, up to a timeout, and never lose or half-write data: an insert
+  that times out reports how many items went in, so the writer retries the
+  rest; a sample that times out takes nothing.
+
+  One guard against a population deadlock: with queue tables, a writer blocked
+  on member A's full queue while the learner waits for member B's batch would
+  wait for ever. When that happens (an insert and a sample both blocked), the
+  oldest item of A's queue is dropped to make room, and counted in
+  ``info()['dropped']``.
+  """
+
+  def __init__(self, config_dict, table_spec: Optional[table_lib.TableSpec] = None):
+    config = _config(config_dict)
+    if table_spec is None:
+      _, algorithm = _spec_and_algorithm(config)
+      table_spec = algorithm.replay_table
+    self.spec = table_spec
+    self._population_size = int(config.population_size)
+    self._tables = [make_member_table(table_spec, m, seed=int(config.seed) + m)
+                    for m in range(self._population_size)]
+    self._sampling = 0  # samples currently waiting
+    self._lock = threading.Lock()
+    self._sample_lock = threading.Lock()
+    self._held: List[Any] = [None] * self._population_size
+    self._dropped = 0
+
+  def insert(self, items: Sequence[Tuple[int, Any]],
+             timeout: float = 5.0) -> int:
+    """Inserts ``(member, item)`` pairs in order; returns how many went in."""
+    deadline = time.monotonic() + timeout
+    done = 0
+    for member, item in items:
+      if not 0 <= member < self._population_size:
+        raise ValueError(f'member {member} is not in a population of '
+                         f'{self._population_size}.')
+      table = self._tables[member]
+      while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+          return done
+        try:
+          table.insert(item, timeout=min(_POLL_S, remaining))
+          break
+        except table_lib.ReplayTimeoutError:
+          with self._lock:
+            starved = self._sampling > 0
+          if (starved and self.spec.sampler == 'fifo' and
+              self._population_size > 1 and table.size() >= table.max_size):
+            try:
+              table.sample(1, timeout=0)
+              with self._lock:
+                self._dropped += 1
+            except table_lib.ReplayTimeoutError:
+              pass
+      done += 1
+    return done
+
+  def sample(self, timeout: float = 30.0) -> Tuple[Any, Dict[str, np.ndarray]]:
+    """One batch per member, ``[P, B, ...]``, and its sampling info.
+
+    Members' batches are taken in turn; if the timeout strikes before all are
+    in, those already taken are held here for the next call (nothing is lost,
+    nothing is put back out of order) and ``ReplayTimeoutError`` is raised.
+    """
+    with self._lock:
+      self._sampling += 1
+    try:
+      deadline = time.monotonic() + timeout
+      with self._sample_lock:
+        for m, table in enumerate(self._tables):
+          if self._held[m] is None:
+            self._held[m] = table.sample(
+                self.spec.batch_size,
+                timeout=max(0., deadline - time.monotonic()))
+        batches, self._held = self._held, [None] * self._population_size
+    finally:
+      with self._lock:
+        self._sampling -= 1
+    items = table_lib.stack([b.items for b in batches])
+    info = dict(keys=np.stack([b.keys for b in batches]),
+                probabilities=np.stack([b.probabilities for b in batches]),
+                table_size=np.stack([b.table_size for b in batches]))
+    return items, info
+
+  def update_priorities(self, member: int, keys, priorities) -> None:
+    self._tables[member].update_priorities(keys, priorities)
+
+  def info(self) -> Dict[str, Any]:
+    infos = [t.info() for t in self._tables]
+    inserts = sum(i.num_inserts for i in infos)
+    samples = sum(i.num_samples for i in infos)
+    return dict(sizes=[i.size for i in infos], inserts=inserts,
+                samples=samples, dropped=self._dropped,
+                samples_per_insert=samples / inserts if inserts else 0.,
+                insert_blocked_s=sum(i.insert_blocked_seconds for i in infos),
+                sample_blocked_s=sum(i.sample_blocked_seconds for i in infos))
+
+  def close(self) -> None:
+    for t in self._tables:
+      t.close()
+
+
+# ----------------------------------------------------------------------------
+class LearnerNode:
+  """Trains the population from the replay; the program's variable source."""
+
+  def __init__(self, config_dict, exp_dir: str, replay, counter,
+               resume: bool = False):
+    self._config = _config(config_dict)
+    self._exp_dir = exp_dir
+    self._replay = replay
+    self._counter = counter
+    self._resume = resume
+    self._variables: Tuple[int, Any] = (-1, None)
+    self._variables_lock = threading.Lock()
+
+  def get_variables(self, known_version: int = -1) -> Tuple[int, Any]:
+    """``(version, params [P, ...])``; params None if not newer than known."""
+    with self._variables_lock:
+      version, params = self._variables
+    return (version, params) if version > known_version else (version, None)
+
+  def _publish(self, version: int, params) -> None:
+    import jax  # pylint: disable=g-import-not-at-top
+    host = jax.tree.map(np.asarray, params)
+    with self._variables_lock:
+      self._variables = (version, host)
+
+  def run(self) -> Dict[str, Any]:
+    import jax  # pylint: disable=g-import-not-at-top
+    from marl_jax.runtime.learner import Learner  # pylint: disable=g-import-not-at-top
+    from marl_jax.runtime.single import learner_devices  # pylint: disable=g-import-not-at-top
+    from marl_jax.utils import checkpointing  # pylint: disable=g-import-not-at-top
+    from marl_jax.utils.logging import MetricLogger  # pylint: disable=g-import-not-at-top
+
+    config = self._config
+    _, algorithm = _spec_and_algorithm(config)
+    table = algorithm.replay_table
+    devices = learner_devices(config)
+    if table.batch_size % len(devices):
+      raise config_lib.ConfigError(
+          f'batch_size ({table.batch_size}) must be divisible by the number of '
+          f'learner devices ({len(devices)}); set --config.num_learner_devices.')
+    key = jax.random.PRNGKey(config.seed)
+    learner_key, _ = jax.random.split(key)
+    learner = Learner(algorithm, config.population_size, learner_key, devices)
+    ckpt_dir = os.path.join(self._exp_dir, 'checkpoints')
+    checkpointer = checkpointing.Checkpointer(
+        ckpt_dir, max_to_keep=config.max_checkpoints_to_keep)
+    try:
+      if self._resume:
+        target = dict(learner=learner.state, runtime=b'')
+        restored, _ = checkpointer.restore(target=target)
+        learner.set_state(restored['learner'])
+        runtime = pickle.loads(restored['runtime']) if restored['runtime'] else {}
+        if 'counter' in runtime:
+          self._counter.set_state(runtime['counter'])
+      version = learner.steps
+      self._publish(version, learner.state.params)
+      logger = MetricLogger(self._exp_dir)
+      try:
+        return self._train(config, learner, checkpointer, logger, version)
+      finally:
+        logger.close()
+    finally:
+      checkpointer.close()
+
+  def _train(self, config, learner, checkpointer, logger, version):
+    batches: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def prefetch():
+      # Overlaps sampling (and its transfer) with the update.
+      waited = 0.
+      while not stop.is_set():
+        try:
+          batch = self._replay.sample(timeout=_POLL_S * 4)
+          waited = 0.
+        except table_lib.ReplayTimeoutError as e:
+          waited += _POLL_S * 4
+          if waited >= config.get('learner_starved_warning_s', 30.):
+            logging.warning('Learner starved for %.0f s: %s', waited, e)
+            waited = 0.
+          continue
+        except Exception as e:  # pylint: disable=broad-except
+          if not stop.is_set():
+            batches.put(e)
+          return
+        while not stop.is_set():
+          try:
+            batches.put(batch, timeout=_POLL_S)
+            break
+          except queue.Full:
+            continue
+
+    thread = threading.Thread(target=prefetch, daemon=True, name='prefetch')
+    thread.start()
+
+    def save(force=False):
+      counts = self._counter.get_state()
+      state = dict(learner=learner.state,
+                   runtime=pickle.dumps(dict(counter=counts)))
+      checkpointer.save(counts['env_steps'], state,
+                        metadata=dict(env_steps=counts['env_steps'],
+                                      learner_steps=learner.steps,
+                                      algo=config.algo, env=config.env,
+                                      population_size=config.population_size),
+                        force=force)
+
+    last_ckpt = time.monotonic()
+    last_log = time.monotonic()
+    waited_since = time.monotonic()
+    try:
+      while True:
+        if self._counter.should_stop():
+          break
+        try:
+          item = batches.get(timeout=_POLL_S)
+        except queue.Empty:
+          continue
+        if isinstance(item, Exception):
+          raise item
+        batch, _ = item
+        ages = version - np.asarray(batch.policy_version)
+        fetch_wait = time.monotonic() - waited_since
+        metrics = learner.update(batch)
+        version += 1
+        self._publish(version, learner.state.params)
+        counts = self._counter.increment(learner_steps=1)
+        if version % config.log_every_updates == 0:
+          m = {k: np.asarray(v) for k, v in metrics.items()}
+          m['policy_lag'] = ages.mean(axis=1).astype(np.float64)
+          info = self._replay.info()
+          m['replay_samples_per_insert'] = float(info['samples_per_insert'])
+          m['replay_dropped'] = float(info['dropped'])
+          m['replay_size'] = float(np.mean(info['sizes']))
+          m['batch_wait_s'] = float(fetch_wait)
+          now = time.monotonic()
+          m['updates_per_s'] = config.log_every_updates / max(now - last_log,
+                                                              1e-9)
+          last_log = now
+          logger.write('learner', counts['env_steps'], m)
+        waited_since = time.monotonic()
+        if time.monotonic() - last_ckpt >= config.checkpoint_every_s:
+          save()
+          last_ckpt = time.monotonic()
+    finally:
+      stop.set()
+    save(force=True)
+    checkpointer.wait()
+    self._counter.request_stop()
+    return dict(learner_steps=version)
+
+
+# ----------------------------------------------------------------------------
+class ActorNode:
+  """An env loop over M copies, writing to the replay (see runtime/actor.py)."""
+
+  def __init__(self, config_dict, actor_id: int, replay, learner, counter):
+    self._config = _config(config_dict)
+    self._actor_id = actor_id
+    self._replay = replay
+    self._learner = learner
+    self._counter = counter
+
+  def run(self) -> Dict[str, Any]:
+    import jax  # pylint: disable=g-import-not-at-top
+    from marl_jax.runtime.actor import EnvLoop  # pylint: disable=g-import-not-at-top
+
+    config = self._config
+    if config.matchmaking == 'fsp':
+      raise config_lib.ConfigError(
+          'matchmaking=fsp runs under --launcher=single only for now.')
+    envs = [config_lib.make_env(config)
+            for _ in range(config.num_envs_per_actor)]
+    spec = envs[0].spec()
+    from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
+    algorithm = algorithms.make(config.algo, spec, config)
+    T = algorithm.replay_table.sequence_length
+    pending: List[Tuple[int, Any]] = []
+    seed = int(np.random.default_rng([config.seed, 1, self._actor_id])
+               .integers(2**31 - 1))
+    loop = EnvLoop(envs, algorithm, config.population_size,
+                   config.matchmaking, T,
+                   lambda member, seq: pending.append((member, seq)),
+                   seed=seed)
+    device = jax.local_devices()[0]
+    try:
+      version, params = self._wait_for_params()
+      if params is None:
+        return dict(env_steps=0)
+      params = jax.device_put(params, device)
+      period = int(config.get('variable_update_period', 1))
+      since_fetch = 0
+      total = self._counter.get()['env_steps']
+      while True:
+        if since_fetch >= period:
+          new_version, new_params = self._learner.get_variables(version)
+          if new_params is not None:
+            version, params = new_version, jax.device_put(new_params, device)
+          since_fetch = 0
+        taken = loop.run(params, T, policy_version=version,
+                         total_env_steps=total)
+        since_fetch += taken
+        if not self._write(pending):
+          break
+        counts = self._counter.increment(env_steps=taken,
+                                         episodes=loop.pop_episode_stats())
+        total = counts['env_steps']
+        if counts['stop']:
+          break
+    finally:
+      for env in envs:
+        env.close()
+    return dict(env_steps=loop.env_steps)
+
+  def _wait_for_params(self):
+    while True:
+      version, params = self._learner.get_variables(-1)
+      if params is not None:
+        return version, params
+      if self._counter.should_stop():
+        return version, None
+      time.sleep(0.1)
+
+  def _write(self, pending: List[Tuple[int, Any]]) -> bool:
+    """Writes every pending sequence; False if the program stopped first."""
+    while pending:
+      done = self._replay.insert(pending)
+      del pending[:done]
+      if pending and self._counter.should_stop():
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------
+class EvaluatorNode:
+  """Plays evaluation episodes with the newest params, per member."""
+
+  def __init__(self, config_dict, exp_dir: str, learner, counter):
+    self._config = _config(config_dict)
+    self._exp_dir = exp_dir
+    self._learner = learner
+    self._counter = counter
+
+  def run(self) -> Dict[str, Any]:
+    from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
+    from marl_jax.evaluation.policies import PopulationPolicy, play_episode  # pylint: disable=g-import-not-at-top
+    from marl_jax.utils.logging import MetricLogger  # pylint: disable=g-import-not-at-top
+
+    config = self._config
+    env = config_lib.make_env(config)
+    spec = env.spec()
+    algorithm = algorithms.make(config.algo, spec, config)
+    every = int(config.eval_every_updates)
+    episodes = int(config.get('eval_episodes', 2))
+    greedy = bool(config.get('eval_greedy', False))
+    logger = MetricLogger(self._exp_dir, tensorboard=False)
+    last = -every
+    rounds = 0
+    try:
+      while not self._counter.should_stop():
+        version, params = self._learner.get_variables(last + every - 1)
+        if params is None:
+          time.sleep(_POLL_S)
+          continue
+        env_steps = self._counter.get()['env_steps']
+        policy = PopulationPolicy(algorithm, params, spec.num_agents,
+                                  greedy=greedy, seed=config.seed + rounds)
+        rows: Dict[str, List[np.ndarray]] = {}
+        for member in range(config.population_size):
+          members = np.full((spec.num_agents,), member, np.int32)
+          results = [play_episode(env, policy, members)[0]
+                     for _ in range(episodes)]
+          for k in results[0]:
+            rows.setdefault(k, []).append(
+                np.mean([np.mean(r[k]) for r in results]))
+        logger.write('evaluator', env_steps,
+                     {k: np.asarray(v, np.float64) for k, v in rows.items()}
+                     | {'learner_steps': float(version)})
+        last = version
+        rounds += 1
+    finally:
+      logger.close()
+      env.close()
+    return dict(rounds=rounds)

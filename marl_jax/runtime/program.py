@@ -1,0 +1,182 @@
+"""The distributed program: named groups of nodes, in Launchpad's vocabulary.
+
+A ``Program`` holds ``CourierNode``s, each a constructor plus arguments, grouped
+under labels (``replay``, ``counter``, ``learner``, ``actor`` x K,
+``evaluator``). Arguments may be ``Handle``s of other nodes; a launcher builds
+every node in its own process (``local``) or Ray actor (``ray``), turns each
+handle into something that calls the node's methods there (a courier client or
+a Ray actor handle), and calls ``run()`` on the nodes that have one. The node
+classes (``runtime/nodes.py``) are the same under every launcher.
+
+``make_program(config, exp_dir)`` builds the IMPALA-shaped program of
+DESIGN.md for any algorithm of the contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Dict, List, Optional
+
+from marl_jax.utils import config as config_lib
+
+
+class Handle:
+  """A reference to a node, resolved to a live client by the launcher."""
+
+  def __init__(self, node: 'CourierNode'):
+    self.node = node
+
+  def __repr__(self) -> str:
+    return f'Handle({self.node.label!r})'
+
+
+class CourierNode:
+  """A node built by ``constructor(*args, **kwargs)``, its methods served.
+
+  Attributes:
+    label: unique name within the program (``actor_0``, ``learner``, ...).
+    group: the group it was added under.
+    threads: how many concurrent method calls it serves (Ray actors).
+  """
+
+  def __init__(self, constructor: Callable[..., Any], *args, **kwargs):
+    self.constructor = constructor
+    self.args = args
+    self.kwargs = kwargs
+    self.label: Optional[str] = None
+    self.group: Optional[str] = None
+
+  def create_handle(self) -> Handle:
+    return Handle(self)
+
+  def resolved_arguments(self, resolve: Callable[[Handle], Any]):
+    """``args, kwargs`` with every ``Handle`` replaced by ``resolve(handle)``."""
+    def fix(x):
+      if isinstance(x, Handle):
+        return resolve(x)
+      if isinstance(x, (list, tuple)):
+        return type(x)(fix(y) for y in x)
+      if isinstance(x, dict):
+        return {k: fix(v) for k, v in x.items()}
+      return x
+    return fix(self.args), fix(self.kwargs)
+
+
+class Program:
+  """Named groups of nodes."""
+
+  def __init__(self, name: str):
+    self.name = name
+    self.groups: Dict[str, List[CourierNode]] = {}
+    self._current_group: Optional[str] = None
+
+  @contextlib.contextmanager
+  def group(self, label: str):
+    previous, self._current_group = self._current_group, label
+    try:
+      yield
+    finally:
+      self._current_group = previous
+
+  def add_node(self, node: CourierNode, label: Optional[str] = None) -> Handle:
+    group = label or self._current_group
+    if not group:
+      raise ValueError('add_node needs a label or an enclosing group().')
+    members = self.groups.setdefault(group, [])
+    node.group = group
+    node.label = group if label and not self._current_group else (
+        f'{group}_{len(members)}')
+    members.append(node)
+    return node.create_handle()
+
+  @property
+  def nodes(self) -> List[CourierNode]:
+    return [n for group in self.groups.values() for n in group]
+
+  def __repr__(self) -> str:
+    groups = ', '.join(f'{g}: {len(n)}' for g, n in self.groups.items())
+    return f'Program({self.name!r}; {groups})'
+
+
+def make_program(config, exp_dir: str, resume: bool = False) -> Program:
+  """The program of DESIGN.md for ``config``: replay, counter, learner,
+  ``num_actors`` env-loop actors and (if ``eval_every_updates``) an evaluator.
+  """
+  # Imported here so that building a program description stays cheap.
+  from marl_jax.runtime import nodes  # pylint: disable=g-import-not-at-top
+
+  config_lib.validate(config)
+  config_dict = config.to_dict()
+  program = Program(f'marl_jax:{config.algo}:{config.env}')
+  counter = program.add_node(
+      CourierNode(nodes.Counter, config_dict, exp_dir), label='counter')
+  replay = program.add_node(
+      CourierNode(nodes.ReplayNode, config_dict), label='replay')
+  learner = program.add_node(
+      CourierNode(nodes.LearnerNode, config_dict, exp_dir, replay, counter,
+                  resume), label='learner')
+  with program.group('actor'):
+    for actor_id in range(config.num_actors):
+      program.add_node(CourierNode(nodes.ActorNode, config_dict, actor_id,
+                                   replay, learner, counter))
+  if config.get('eval_every_updates', 0):
+    program.add_node(CourierNode(nodes.EvaluatorNode, config_dict, exp_dir,
+                                 learner, counter), label='evaluator')
+  return program
+
+
+def actor_thread_env() -> dict:
+  """Environment of actor processes: one intra-op thread each.
+
+  Actors run small batched forward passes; XLA's thread pool only adds
+  contention with the other processes on the same cores.
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  flags = os.environ.get('XLA_FLAGS', '')
+  extra = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
+  return {'XLA_FLAGS': f'{flags} {extra}'.strip()}
+
+
+def run(config, exp_dir: str, resume: bool = False,
+        ray_address: Optional[str] = None):
+  """Builds the program of ``config`` and runs it with ``config.launcher``.
+
+  Returns a ``single.RunResult`` (env steps, learner steps, interrupted,
+  mean recent return per member).
+  """
+  from marl_jax.runtime.single import RunResult  # pylint: disable=g-import-not-at-top
+  from marl_jax.utils.logging import ProgressLine  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  program = make_program(config, exp_dir, resume=resume)
+  progress = ProgressLine(total_steps=config.num_steps,
+                          interval_s=config.progress_every_s)
+  last = {}
+
+  def show(counts):
+    last.update(counts)
+    progress.update(counts['env_steps'], counts.get('member_returns'),
+                    {'updates': counts['learner_steps']})
+
+  if config.launcher == 'local':
+    from marl_jax.runtime import local  # pylint: disable=g-import-not-at-top
+    out = local.launch(program, progress=show,
+                       progress_every_s=min(config.progress_every_s, 5.0),
+                       node_env={'actor': actor_thread_env()})
+  elif config.launcher == 'ray':
+    from marl_jax.runtime import ray as ray_launcher  # pylint: disable=g-import-not-at-top
+    out = ray_launcher.launch(program, address=ray_address, progress=show,
+                              progress_every_s=min(config.progress_every_s,
+                                                   5.0))
+  else:
+    raise config_lib.ConfigError(
+        f'launcher {config.launcher!r} does not run programs; valid: local, '
+        'ray (single runs in one process: runtime/single.py).')
+  counts = out['counts'] or last
+  returns = counts.get('member_returns')
+  progress.final(counts.get('env_steps', 0),
+                 None if returns is None else np.asarray(returns))
+  return RunResult(env_steps=int(counts.get('env_steps', 0)),
+                   learner_steps=int(counts.get('learner_steps', 0)),
+                   interrupted=out['interrupted'],
+                   member_returns=returns)

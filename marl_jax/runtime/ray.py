@@ -1,0 +1,167 @@
+"""The ``ray`` launcher: every node of a program as a Ray actor.
+
+``launch(program, address='auto')`` joins an existing Ray cluster (``ray start
+--head`` on one machine, ``ray start --address=...`` on the others); with no
+address it starts a local Ray instance for the run and stops it afterwards.
+Each node becomes a threaded Ray actor (so a blocking call, such as the
+learner's ``run()`` or a sample waiting for data, never holds up the others);
+handles become ``RayClient``s that call the node's methods and wait for the
+result. The node classes are the same as under ``local``.
+
+Placement: actors and the learner ask Ray for ``num_cpus`` (1 each by default,
+``cpus_per_node`` overrides per group), the replay, counter and evaluator for
+none, so that on a cluster the env loops spread over the machines' cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any, Callable, Dict, Optional
+
+from marl_jax.runtime.local import ProgramError
+from marl_jax.runtime.program import CourierNode, Program
+
+_DEFAULT_CPUS = {'actor': 1, 'learner': 1}
+
+
+class RayClient:
+  """Calls a node's methods on its Ray actor; picklable."""
+
+  def __init__(self, actor, label: str):
+    self._actor = actor
+    self._label = label
+
+  def call(self, method: str, *args, **kwargs) -> Any:
+    import ray  # pylint: disable=g-import-not-at-top
+    try:
+      return ray.get(self._actor.call.remote(method, args, kwargs))
+    except ray.exceptions.RayTaskError as e:
+      cause = e.as_instanceof_cause()
+      raise cause from None
+
+  def __getattr__(self, name: str):
+    if name.startswith('_'):
+      raise AttributeError(name)
+    return lambda *args, **kwargs: self.call(name, *args, **kwargs)
+
+  def __repr__(self) -> str:
+    return f'RayClient({self._label!r})'
+
+
+class _NodeActor:
+  """The Ray actor hosting one node's object."""
+
+  def __init__(self, node: CourierNode, resolved_args, resolved_kwargs,
+               env: Dict[str, str]):
+    os.environ.update(env)
+    self._obj = node.constructor(*resolved_args, **resolved_kwargs)
+
+  def call(self, method: str, args, kwargs):
+    if method.startswith('_'):
+      raise AttributeError(f'{method!r} is not a public method.')
+    return getattr(self._obj, method)(*args, **kwargs)
+
+  def run(self):
+    return self._obj.run()
+
+
+def launch(program: Program, address: Optional[str] = None, *,
+           progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+           progress_every_s: float = 5.0,
+           cpus_per_node: Optional[Dict[str, float]] = None,
+           node_env: Optional[Dict[str, Dict[str, str]]] = None,
+           shutdown_timeout_s: float = 120.) -> Dict[str, Any]:
+  """Runs ``program`` on Ray; returns as ``local.launch`` does."""
+  try:
+    import ray  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ProgramError('--launcher=ray needs Ray: pip install "ray==2.60.0" '
+                       '(requirements.txt pins it).') from e
+  cpus = dict(_DEFAULT_CPUS, **(cpus_per_node or {}))
+  started_here = not ray.is_initialized()
+  if started_here:
+    if address:
+      ray.init(address=address, include_dashboard=False,
+               logging_level=logging.WARNING)
+    else:
+      needed = sum(cpus.get(n.group, 0) for n in program.nodes)
+      ray.init(num_cpus=max(os.cpu_count() or 1, int(needed) + 1),
+               include_dashboard=False, logging_level=logging.WARNING)
+  remote_node = ray.remote(_NodeActor)
+  clients: Dict[str, RayClient] = {}
+  actors = {}
+  interrupted = {'count': 0}
+
+  def on_signal(signum, frame):
+    del frame
+    interrupted['count'] += 1
+    if interrupted['count'] == 1:
+      logging.warning('Received signal %d: stopping the program after a final '
+                      'checkpoint (Ctrl-C again to stop at once).', signum)
+    else:
+      raise KeyboardInterrupt
+
+  previous = {}
+  for sig in (signal.SIGINT, signal.SIGTERM):
+    try:
+      previous[sig] = signal.signal(sig, on_signal)
+    except ValueError:
+      pass
+  try:
+    # Nodes only hold handles of nodes added before them (program order).
+    for node in program.nodes:
+      args, kwargs = node.resolved_arguments(
+          lambda h: clients[h.node.label])
+      actor = remote_node.options(
+          name=None, max_concurrency=32,
+          num_cpus=cpus.get(node.group, 0)).remote(
+              node, args, kwargs, dict((node_env or {}).get(node.group, {})))
+      actors[node.label] = actor
+      clients[node.label] = RayClient(actor, node.label)
+    runs = {actors[n.label].run.remote(): n.label for n in program.nodes
+            if hasattr(n.constructor, 'run')}
+    counter = clients['counter']
+    outcomes: Dict[str, Any] = {}
+    pending = list(runs)
+    last_progress = time.monotonic()
+    stop_sent = False
+    stop_deadline = None
+    while pending:
+      done, pending = ray.wait(pending, timeout=0.2)
+      for ref in done:
+        label = runs[ref]
+        try:
+          outcomes[label] = ray.get(ref)
+        except ray.exceptions.RayError as e:
+          raise ProgramError(f'Node {label!r} failed: {e}') from None
+      if interrupted['count'] and not stop_sent:
+        counter.request_stop()
+        stop_sent = True
+      if 'learner' in outcomes and stop_deadline is None:
+        stop_deadline = time.monotonic() + shutdown_timeout_s
+      if stop_deadline is not None and time.monotonic() > stop_deadline:
+        logging.warning('Nodes %s did not finish within %.0f s of the stop.',
+                        sorted(runs[r] for r in pending), shutdown_timeout_s)
+        break
+      if progress and time.monotonic() - last_progress >= progress_every_s:
+        progress(counter.get())
+        last_progress = time.monotonic()
+    counts = counter.get()
+    counter.call('close')
+    if progress:
+      progress(counts)
+    return dict(results=outcomes, counts=counts,
+                interrupted=bool(interrupted['count']))
+  finally:
+    for actor in actors.values():
+      try:
+        ray.kill(actor)
+      except Exception:  # pylint: disable=broad-except
+        pass
+    if started_here:
+      ray.shutdown()
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
