@@ -125,6 +125,32 @@ def make_program(config, exp_dir: str, resume: bool = False) -> Program:
   return program
 
 
+def check_resumable(config, exp_dir: str) -> None:
+  """Raises ``CheckpointError`` (naming the step and file) unless the latest
+  checkpoint of ``exp_dir`` restores into this config's learner state.
+
+  Done before any node starts, so that a bad checkpoint is one clear error
+  rather than a failed learner node.
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
+  from marl_jax.runtime.learner import init_population  # pylint: disable=g-import-not-at-top
+  from marl_jax.utils import checkpointing  # pylint: disable=g-import-not-at-top
+  env = config_lib.make_env(config)
+  spec = env.spec()
+  env.close()
+  algorithm = algorithms.make(config.algo, spec, config)
+  target = dict(learner=init_population(algorithm, jax.random.PRNGKey(0),
+                                        config.population_size), runtime=b'')
+  checkpointer = checkpointing.Checkpointer(
+      os.path.join(exp_dir, 'checkpoints'), max_to_keep=None, read_only=True)
+  try:
+    checkpointer.restore(target=target)
+  finally:
+    checkpointer.close()
+
+
 def actor_thread_env() -> dict:
   """Environment of actor processes: one intra-op thread each.
 
@@ -148,6 +174,12 @@ def run(config, exp_dir: str, resume: bool = False,
   from marl_jax.utils.logging import ProgressLine  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 
+  if config.matchmaking == 'fsp' or config.get('pbt_every_updates', 0):
+    raise config_lib.ConfigError(
+        'matchmaking=fsp and pbt_every_updates run under --launcher=single '
+        f'only for now (got launcher {config.launcher!r}).')
+  if resume:
+    check_resumable(config, exp_dir)
   program = make_program(config, exp_dir, resume=resume)
   progress = ProgressLine(total_steps=config.num_steps,
                           interval_s=config.progress_every_s)

@@ -1,0 +1,286 @@
+"""The distributed program: courier calls, the replay node, and both launchers."""
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from configs import impala as impala_configs
+from marl_jax.replay.table import ReplayTimeoutError, TableSpec
+from marl_jax.runtime import courier, local, nodes, program as program_lib
+
+
+class Echo:
+  """A node object for courier tests."""
+
+  def __init__(self):
+    self.release = threading.Event()
+
+  def add(self, a, b=0):
+    return a + b
+
+  def fail(self):
+    raise ReplayTimeoutError('starved: table member_0 has 0 of 32 items')
+
+  def wait(self):
+    self.release.wait(10)
+    return 'released'
+
+  def free(self):
+    self.release.set()
+    return True
+
+
+@pytest.fixture
+def echo_server(tmp_path):
+  obj = Echo()
+  server = courier.Server(obj, str(tmp_path / 'echo.sock'))
+  yield obj, server
+  server.close()
+
+
+def test_courier_calls_return_results_and_raise_remote_errors(echo_server):
+  _, server = echo_server
+  client = courier.Client(server.address, 'echo')
+  assert client.add(2, b=3) == 5
+  big = np.arange(200_000, dtype=np.float32)
+  np.testing.assert_array_equal(client.add(big, 1), big + 1)
+  with pytest.raises(ReplayTimeoutError, match='starved') as info:
+    client.fail()
+  assert "Raised in node 'echo'" in str(info.value.__notes__[0])
+  with pytest.raises(AttributeError):
+    client.call('_private')
+  # A handle travels to other processes as its address.
+  clone = pickle.loads(pickle.dumps(client))
+  assert clone.add(1, 1) == 2
+
+
+def test_courier_serves_each_connection_in_its_own_thread(echo_server):
+  _, server = echo_server
+  client = courier.Client(server.address, 'echo')
+  out = {}
+  waiter = threading.Thread(target=lambda: out.update(r=client.wait()))
+  waiter.start()
+  time.sleep(0.2)
+  assert waiter.is_alive()  # Blocked in the server...
+  assert client.free()  # ...while another call from another thread gets in.
+  waiter.join(5)
+  assert out['r'] == 'released'
+
+
+def test_courier_client_names_a_node_that_is_not_there(tmp_path):
+  client = courier.Client(str(tmp_path / 'none.sock'), 'replay',
+                          connect_timeout=0.3)
+  with pytest.raises(courier.NodeUnavailableError, match="'replay'"):
+    client.add(1)
+
+
+def _replay(population_size=2, sampler='fifo', batch_size=2, max_size=4):
+  spec = TableSpec(sampler=sampler, item='sequence', sequence_length=3,
+                   batch_size=batch_size, max_size=max_size)
+  config = dict(population_size=population_size, seed=0)
+  return nodes.ReplayNode(config, table_spec=spec)
+
+
+def _item(x):
+  return {'x': np.full((3,), x, np.float32)}
+
+
+def test_replay_node_stacks_each_members_queue_in_order():
+  replay = _replay()
+  assert replay.insert([(0, _item(1)), (1, _item(10)), (0, _item(2)),
+                        (1, _item(20)), (0, _item(3))]) == 5
+  items, info = replay.sample(timeout=1)
+  assert items['x'].shape == (2, 2, 3)  # [P, B, ...]
+  np.testing.assert_array_equal(items['x'][:, :, 0], [[1, 2], [10, 20]])
+  assert info['keys'].shape == (2, 2)
+  assert replay.info()['sizes'] == [1, 0]
+
+
+def test_replay_node_timeouts_lose_nothing():
+  replay = _replay(max_size=2)
+  # A full queue: the insert reports what went in, the writer keeps the rest.
+  assert replay.insert([(0, _item(1)), (0, _item(2)), (0, _item(3))],
+                       timeout=0.3) == 2
+  # Member 1 has nothing: the sample times out, member 0's batch is held.
+  with pytest.raises(ReplayTimeoutError):
+    replay.sample(timeout=0.3)
+  assert replay.insert([(0, _item(3)), (1, _item(10)), (1, _item(11))]) == 3
+  items, _ = replay.sample(timeout=1)
+  np.testing.assert_array_equal(items['x'][:, :, 0], [[1, 2], [10, 11]])
+  items_next = replay.insert([(0, _item(4)), (1, _item(12)), (1, _item(13))])
+  assert items_next == 3
+  items, _ = replay.sample(timeout=1)
+  np.testing.assert_array_equal(items['x'][:, :, 0], [[3, 4], [12, 13]])
+
+
+def test_replay_node_breaks_a_population_deadlock_by_dropping_the_oldest():
+  replay = _replay(max_size=2)
+  replay.insert([(0, _item(1)), (0, _item(2))])
+  # The learner takes member 0's batch and waits for member 1's...
+  out = {}
+  sampler = threading.Thread(
+      target=lambda: out.update(batch=replay.sample(timeout=5)))
+  sampler.start()
+  time.sleep(0.2)
+  # ...while a writer fills member 0's queue and gets stuck on it: its insert
+  # goes in by dropping member 0's oldest item instead of waiting for ever.
+  assert replay.insert([(0, _item(3)), (0, _item(4)), (0, _item(5))],
+                       timeout=3) == 3
+  assert replay.info()['dropped'] == 1
+  replay.insert([(1, _item(10)), (1, _item(11))])
+  sampler.join(5)
+  np.testing.assert_array_equal(out['batch'][0]['x'][:, :, 0],
+                                [[1, 2], [10, 11]])
+  assert replay.info()['sizes'] == [2, 0]  # 4 and 5 kept, 3 dropped
+
+
+def test_replay_node_uniform_and_prioritized_tables():
+  for sampler in ('uniform', 'prioritized'):
+    replay = _replay(sampler=sampler, population_size=1, max_size=8)
+    with pytest.raises(ReplayTimeoutError):  # min size = batch size
+      replay.sample(timeout=0.1)
+    replay.insert([(0, _item(i)) for i in range(5)])
+    for _ in range(3):
+      items, info = replay.sample(timeout=1)
+      assert set(items['x'][0, :, 0]) <= set(range(5))
+      np.testing.assert_allclose(info['probabilities'], 0.2)
+    assert replay.info()['sizes'] == [5]  # sampling does not consume
+
+
+def test_replay_node_rejects_an_unknown_member():
+  with pytest.raises(ValueError, match='member 3'):
+    _replay().insert([(3, _item(0))])
+
+
+def test_make_program_has_the_node_groups_of_the_design(tmp_path):
+  config = impala_configs.get_config('toy')
+  config.num_actors = 3
+  prog = program_lib.make_program(config, str(tmp_path))
+  assert list(prog.groups) == ['counter', 'replay', 'learner', 'actor',
+                               'evaluator']
+  assert [n.label for n in prog.groups['actor']] == ['actor_0', 'actor_1',
+                                                     'actor_2']
+  learner = prog.groups['learner'][0]
+  # Handles refer to the nodes they name.
+  handles = [a for a in learner.args if isinstance(a, program_lib.Handle)]
+  assert [h.node.label for h in handles] == ['replay', 'counter']
+  config.eval_every_updates = 0
+  assert 'evaluator' not in program_lib.make_program(config, str(tmp_path)).groups
+
+
+def _toy_config(launcher, num_steps=12_000):
+  config = impala_configs.get_config('toy')
+  config.launcher = launcher
+  config.num_steps = num_steps
+  config.num_actors = 2
+  config.num_envs_per_actor = 4
+  config.progress_every_s = 60.
+  config.eval_every_updates = 50
+  return config
+
+
+def _child_pids(pid):
+  """Live child processes of ``pid``, but multiprocessing's resource tracker."""
+  out = []
+  for entry in os.listdir('/proc'):
+    if entry.isdigit():
+      try:
+        with open(f'/proc/{entry}/stat') as f:
+          fields = f.read().rsplit(')', 1)[1].split()
+        with open(f'/proc/{entry}/cmdline') as f:
+          cmdline = f.read()
+      except OSError:
+        continue
+      if (int(fields[1]) == pid and fields[0] != 'Z' and
+          'resource_tracker' not in cmdline):
+        out.append(int(entry))
+  return out
+
+
+@pytest.mark.parametrize('launcher', ['local', 'ray'])
+def test_program_learns_the_toy_game_and_writes_a_loadable_run(tmp_path,
+                                                               launcher):
+  if launcher == 'ray':
+    pytest.importorskip('ray')
+  from marl_jax.evaluation import policies  # pylint: disable=g-import-not-at-top
+  from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
+  config = _toy_config(launcher)
+  exp_dir = str(tmp_path / 'run')
+  os.makedirs(exp_dir)
+  with open(os.path.join(exp_dir, 'config.json'), 'w') as f:
+    f.write(config_lib.to_json(config))
+  result = program_lib.run(config, exp_dir)
+  assert not result.interrupted
+  assert result.env_steps >= config.num_steps
+  # Every update consumes batch_size sequences of T steps (one agent each).
+  per_update = config.batch_size * config.sequence_length / 2
+  assert result.learner_steps >= 0.5 * config.num_steps / per_update
+  assert result.member_returns[0] > 12  # of 16; a random policy gets ~1
+  for name in ('learner.csv', 'actor.csv', 'evaluator.csv'):
+    assert os.path.getsize(os.path.join(exp_dir, name)) > 0, name
+  _, _, params, meta = policies.load_run(exp_dir)
+  assert meta['learner_steps'] == result.learner_steps
+  assert meta['env_steps'] >= config.num_steps
+  assert not _child_pids(os.getpid()) or launcher == 'ray'
+
+
+def test_a_failing_node_stops_the_program_and_is_named(tmp_path):
+  config = _toy_config('local')
+  config.env = 'overcooked/cramped_room'  # the actors' envs...
+  config.env_kwargs = {}
+  prog = program_lib.make_program(config, str(tmp_path))
+  # ...but actor_1 gets a config whose environment cannot be built.
+  bad = dict(prog.groups['actor'][1].args[0])
+  bad['env_kwargs'] = {'horizon': -1}
+  node = prog.groups['actor'][1]
+  node.args = (bad,) + node.args[1:]
+  t0 = time.monotonic()
+  with pytest.raises(local.ProgramError, match="Node 'actor_1' failed"):
+    local.launch(prog)
+  assert time.monotonic() - t0 < 120
+  time.sleep(0.5)
+  assert not _child_pids(os.getpid())  # nothing left running
+
+
+def test_resumed_program_continues_counting_from_its_checkpoint(tmp_path):
+  config = _toy_config('local', num_steps=4_000)
+  config.eval_every_updates = 0
+  exp_dir = str(tmp_path / 'run')
+  first = program_lib.run(config, exp_dir)
+  config.num_steps = 8_000
+  second = program_lib.run(config, exp_dir, resume=True)
+  assert second.env_steps >= 8_000
+  assert second.learner_steps > first.learner_steps
+
+
+def test_ctrl_c_stops_every_node_after_a_final_checkpoint(tmp_path):
+  root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+  exp_dir = str(tmp_path / 'run')
+  env = dict(os.environ)
+  env.pop('XLA_FLAGS', None)
+  proc = subprocess.Popen(
+      [sys.executable, 'train.py', '--config=configs/impala.py:toy',
+       '--num_steps=100000000', f'--exp_dir={exp_dir}', '--launcher=local'],
+      cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True)
+  deadline = time.monotonic() + 120
+  learner_csv = os.path.join(exp_dir, 'learner.csv')
+  while not (os.path.exists(learner_csv) and os.path.getsize(learner_csv)):
+    assert proc.poll() is None and time.monotonic() < deadline
+    time.sleep(0.5)
+  children = _child_pids(proc.pid)
+  assert len(children) >= 5  # counter, replay, learner, 2 actors, evaluator
+  proc.send_signal(2)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 0, out
+  assert 'interrupted' in out and 'Traceback' not in out
+  assert os.listdir(os.path.join(exp_dir, 'checkpoints'))
+  time.sleep(0.5)
+  alive = [c for c in children if os.path.exists(f'/proc/{c}')]
+  assert not alive, f'orphans: {alive}'
