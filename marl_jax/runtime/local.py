@@ -89,6 +89,7 @@ def _terminate(processes: Dict[str, mp.Process], timeout: float = 10.) -> None:
 def launch(program: Program, *,
            progress: Optional[Callable[[Dict[str, Any]], None]] = None,
            progress_every_s: float = 5.0,
+           stop_when: Optional[Callable[[Dict[str, Any]], bool]] = None,
            node_env: Optional[Dict[str, Dict[str, str]]] = None,
            shutdown_timeout_s: float = 120.) -> Dict[str, Any]:
   """Runs ``program`` to completion.
@@ -101,6 +102,8 @@ def launch(program: Program, *,
     program: the program (its ``counter`` and ``learner`` nodes are required).
     progress: called with the counter's ``get()`` every ``progress_every_s``.
     node_env: extra environment variables per group (e.g. thread limits).
+    stop_when: called with the counter's ``get()`` as often as ``progress``;
+      True stops the program (a final checkpoint is written).
     shutdown_timeout_s: how long to wait for nodes to finish after the stop.
   """
   labels = [n.label for n in program.nodes]
@@ -171,9 +174,15 @@ def launch(program: Program, *,
         logging.warning('Nodes %s did not finish within %.0f s of the stop; '
                         'stopping them.', missing, shutdown_timeout_s)
         break
-      if progress and time.monotonic() - last_progress >= progress_every_s:
+      if (progress or stop_when) and (
+          time.monotonic() - last_progress >= progress_every_s):
         try:
-          progress(counter.get())
+          counts = counter.get()
+          if progress:
+            progress(counts)
+          if stop_when and not stop_sent and stop_when(counts):
+            counter.request_stop()
+            stop_sent = True
         except courier.NodeUnavailableError:
           pass
         last_progress = time.monotonic()

@@ -71,6 +71,7 @@ class _NodeActor:
 def launch(program: Program, address: Optional[str] = None, *,
            progress: Optional[Callable[[Dict[str, Any]], None]] = None,
            progress_every_s: float = 5.0,
+           stop_when: Optional[Callable[[Dict[str, Any]], bool]] = None,
            cpus_per_node: Optional[Dict[str, float]] = None,
            node_env: Optional[Dict[str, Dict[str, str]]] = None,
            shutdown_timeout_s: float = 120.) -> Dict[str, Any]:
@@ -146,8 +147,14 @@ def launch(program: Program, address: Optional[str] = None, *,
         logging.warning('Nodes %s did not finish within %.0f s of the stop.',
                         sorted(runs[r] for r in pending), shutdown_timeout_s)
         break
-      if progress and time.monotonic() - last_progress >= progress_every_s:
-        progress(counter.get())
+      if (progress or stop_when) and (
+          time.monotonic() - last_progress >= progress_every_s):
+        counts = counter.get()
+        if progress:
+          progress(counts)
+        if stop_when and not stop_sent and stop_when(counts):
+          counter.request_stop()
+          stop_sent = True
         last_progress = time.monotonic()
     counts = counter.get()
     counter.call('close')
