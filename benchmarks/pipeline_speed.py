@@ -34,20 +34,25 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import impala as impala_configs
 # pylint: enable=g-import-not-at-top
 
-_ENV = flags.DEFINE_string('env', 'overcooked/cramped_room', 'Environment.')
-_NUM_ACTORS = flags.DEFINE_integer('num_actors', 2, 'Actor processes.')
-_SECS = flags.DEFINE_float('secs', 60., 'Seconds measured.')
-_WARMUP_SECS = flags.DEFINE_float('warmup_secs', 15., 'Warm-up seconds.')
-_WARMUP_UPDATES = flags.DEFINE_integer('warmup_updates', 20,
-                                       'Learner updates before measuring.')
-_REPEATS = flags.DEFINE_integer('repeats', 1, 'Runs of each (median).')
+FLAGS = flags.FLAGS
 
 
-def _config():
+def _define_flags():
+  # Only when run as a script: other benchmarks import the functions below.
+  flags.DEFINE_string('env', 'overcooked/cramped_room', 'Environment.')
+  flags.DEFINE_integer('num_actors', 2, 'Actor processes.')
+  flags.DEFINE_float('secs', 60., 'Seconds measured.')
+  flags.DEFINE_float('warmup_secs', 15., 'Warm-up seconds.')
+  flags.DEFINE_integer('warmup_updates', 20, 'Learner updates before measuring.')
+  flags.DEFINE_integer('repeats', 1, 'Runs of each (median).')
+
+
+def program_config(env: str = 'overcooked/cramped_room', num_actors: int = 2):
+  """The default IMPALA config, as a measured local program."""
   config = impala_configs.get_config('overcooked')
-  config.env = _ENV.value
+  config.env = env
   config.launcher = 'local'
-  config.num_actors = _NUM_ACTORS.value
+  config.num_actors = num_actors
   config.num_steps = 10**9
   config.eval_every_updates = 0
   config.progress_every_s = 3600.
@@ -88,16 +93,18 @@ def raw_steps_per_second(config, secs: float) -> float:
   return sum(rates)
 
 
-def train_steps_per_second(config, secs: float):
+def train_steps_per_second(config, secs: float, warmup_updates: int = 20,
+                           warmup_secs: float = 15.):
+  """Env steps/s and updates/s of the local program over ``secs``."""
   from marl_jax.runtime import local, program
   marks = {}
 
   def stop_when(counts):
     now = time.monotonic()
     if 'start' not in marks:
-      if counts['learner_steps'] >= _WARMUP_UPDATES.value:
+      if counts['learner_steps'] >= warmup_updates:
         marks.setdefault('ready', now)
-        if now - marks['ready'] >= _WARMUP_SECS.value:
+        if now - marks['ready'] >= warmup_secs:
           marks['start'] = (now, counts['env_steps'], counts['learner_steps'])
       return False
     t0, s0, u0 = marks['start']
@@ -116,17 +123,18 @@ def train_steps_per_second(config, secs: float):
 
 def main(argv):
   del argv
-  config = _config()
+  config = program_config(FLAGS.env, FLAGS.num_actors)
   print(f'pipeline_speed: {config.env}, {config.num_actors} actor processes x '
         f'{config.num_envs_per_actor} copies, batch {config.batch_size} x '
-        f'T={config.sequence_length}; {_SECS.value:.0f} s per measurement, '
-        f'median of {_REPEATS.value}; {os.cpu_count()} CPUs', flush=True)
+        f'T={config.sequence_length}; {FLAGS.secs:.0f} s per measurement, '
+        f'median of {FLAGS.repeats}; {os.cpu_count()} CPUs', flush=True)
   raws, trains, updates = [], [], []
-  for _ in range(_REPEATS.value):
-    raws.append(raw_steps_per_second(config, _SECS.value))
+  for _ in range(FLAGS.repeats):
+    raws.append(raw_steps_per_second(config, FLAGS.secs))
     print(f'  raw   {raws[-1]:8.0f} env steps/s ({config.num_actors} processes)',
           flush=True)
-    rate, ups = train_steps_per_second(config, _SECS.value)
+    rate, ups = train_steps_per_second(config, FLAGS.secs,
+                                       FLAGS.warmup_updates, FLAGS.warmup_secs)
     trains.append(rate)
     updates.append(ups)
     print(f'  train {rate:8.0f} env steps/s ({ups:.1f} updates/s)', flush=True)
@@ -137,4 +145,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

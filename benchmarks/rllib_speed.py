@@ -129,9 +129,7 @@ def rllib_steps_per_second(secs: float) -> dict:
 
 def ours_steps_per_second(secs: float) -> float:
   from benchmarks import pipeline_speed
-  flags.FLAGS.secs = secs
-  config = pipeline_speed._config()  # pylint: disable=protected-access
-  config.env = f'overcooked/{_LAYOUT.value}'
+  config = pipeline_speed.program_config(f'overcooked/{_LAYOUT.value}', 2)
   return pipeline_speed.train_steps_per_second(config, secs)[0]
 
 

@@ -117,3 +117,34 @@ class Trajectory(NamedTuple):
   mask: Array
   core_state: PyTree
   policy_version: Array
+
+
+class EpisodeBatch(NamedTuple):
+  """Whole episodes of all agents of one environment together (QMIX, VDN).
+
+  Leading axes ``[batch, T+1]`` then, for per-agent fields, ``[num_agents]``.
+  Index ``t`` holds time step ``x_t`` exactly as in ``Trajectory``
+  (``reward[t]`` and ``discount[t]`` arrived with ``observation[t]``); index 0
+  is the episode's ``FIRST`` step and ``T`` is the longest episode the table
+  holds. Steps after the episode's ``LAST`` step are padding (``mask`` 0).
+
+  Attributes:
+    observation: dict of ``[B, T+1, N, ...]``.
+    prev_action: ``[B, T+1, N]`` int32, each agent's previous action (0 on
+      FIRST).
+    action: ``[B, T+1, N]`` int32 (a placeholder on ``LAST`` and padding).
+    reward: ``[B, T+1, N]`` float32.
+    discount: ``[B, T+1]`` float32.
+    step_type: ``[B, T+1]`` int32.
+    mask: ``[B, T+1]`` float32, 1 on the episode's steps, 0 on padding.
+    weight: ``[B]`` float32 importance-sampling weight of each episode
+      (prioritized replay; 1 for uniform sampling).
+  """
+  observation: Mapping[str, Array]
+  prev_action: Array
+  action: Array
+  reward: Array
+  discount: Array
+  step_type: Array
+  mask: Array
+  weight: Array

@@ -7,7 +7,7 @@ learner's batch across devices. Nothing here is stateful.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import jax
 
@@ -52,6 +52,9 @@ class Algorithm(NamedTuple):
     update: ``(LearnerState, Trajectory[B, T+1]) -> (LearnerState, metrics)``
       for one member; metrics are scalars.
     replay_table: what actors write and how the learner samples it.
+    acting_params: ``(params, env_steps) -> params`` that ``act`` receives,
+      for acting that depends on training progress (QMIX's epsilon schedule);
+      pure. ``None``: act with the learner's params as they are.
   """
   name: str
   init: Callable[[jax.Array], LearnerState]
@@ -59,3 +62,4 @@ class Algorithm(NamedTuple):
   initial_core_state: Callable[[int], Any]
   update: Callable[[LearnerState, Any], Any]
   replay_table: TableSpec
+  acting_params: Optional[Callable[[Params, jax.Array], Params]] = None

@@ -36,12 +36,16 @@ class TableSpec(NamedTuple):
     sequence_length: T, the number of transitions in a sequence.
     batch_size: items per member per learner update.
     max_size: items kept per member; the oldest are dropped beyond it.
+    joint: items hold all agents of an env copy together (``EpisodeBatch``,
+      for centralised learners such as QMIX) instead of one agent's
+      ``Trajectory``.
   """
   sampler: str
   item: str
   sequence_length: int
   batch_size: int
   max_size: int
+  joint: bool = False
 
 
 def stack(items: Sequence[Any]) -> Any:

@@ -7,6 +7,11 @@ matchmaking assigned to it for the episode. Experience is cut into sequences of
 (Acme's sequence adder for IMPALA). A sequence never crosses an episode's end:
 it is zero-padded after the ``LAST`` step (``mask`` 0), so every sequence
 belongs to exactly one member and is written to that member's replay.
+
+For centralised learners (QMIX, VDN: a ``TableSpec`` with ``item='episode'``
+and ``joint=True``) the loop writes whole episodes instead: one
+``EpisodeBatch`` item per episode and env copy, all agents together,
+zero-padded to ``T + 1`` steps.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from marl_jax.algorithms.base import Algorithm
 from marl_jax.envs.base import Environment
 from marl_jax.networks import AgentInput
 from marl_jax.population import matchmaking
-from marl_jax.types import TimeStep, Trajectory
+from marl_jax.types import EpisodeBatch, TimeStep, Trajectory
 
 Writer = Callable[[int, Trajectory], None]
 
@@ -76,12 +81,16 @@ class EnvLoop:
     num_frozen: extra, frozen policies after the population in ``params``
       (fictitious self-play snapshots): member ids ``>= population_size``
       act but are never written to the replay nor counted in episode stats.
+    joint_episodes: write whole episodes of all agents (``EpisodeBatch``, at
+      most ``sequence_length`` steps) rather than per-agent sequences; every
+      slot of an episode must be played by the same member (self-play).
   """
 
   def __init__(self, envs: Sequence[Environment], algorithm: Algorithm,
                population_size: int, matchmaking_name: str,
                sequence_length: int, writer: Writer, seed: int,
-               device: Optional[jax.Device] = None, num_frozen: int = 0):
+               device: Optional[jax.Device] = None, num_frozen: int = 0,
+               joint_episodes: bool = False):
     if not envs:
       raise ValueError('EnvLoop needs at least one environment copy.')
     if sequence_length <= 0:
@@ -102,6 +111,12 @@ class EnvLoop:
     self._key = jax.device_put(jax.random.PRNGKey(seed), self._device)
 
     self._act = make_slot_act(algorithm, population_size + num_frozen)
+    self._joint = joint_episodes
+    self._acting_params = None
+    if algorithm.acting_params is not None:
+      # E.g. QMIX's epsilon schedule: acting params depend on env steps.
+      self._acting_params = jax.jit(
+          jax.vmap(algorithm.acting_params, in_axes=(0, None)))
     self.num_snapshots = 0  # how many of the frozen slots hold a policy
 
     # Counters.
@@ -166,6 +181,10 @@ class EnvLoop:
     """
     M, N = self._M, self._N
     taken = 0
+    if self._acting_params is not None:
+      params = self._acting_params(
+          params, jnp.asarray(self.env_steps if total_env_steps is None
+                              else total_env_steps, jnp.float32))
     for _ in range(num_steps):
       progress = self.env_steps if total_env_steps is None else (
           total_env_steps + taken)
@@ -200,7 +219,9 @@ class EnvLoop:
             step_type=np.full((N,), step_type[i], np.int32),
             behaviour_logits=logits[i]))
         if ts.last():
-          if len(buf) > 1:
+          if self._joint:
+            self._emit_episode(i)
+          elif len(buf) > 1:
             self._emit(i)
           self._buffers[i] = []
           self._end_episode(i)
@@ -209,7 +230,12 @@ class EnvLoop:
           self._prev_action[i] = 0
           self._prev_reward[i] = 0.
         else:
-          if len(buf) == self._T + 1:
+          if self._joint and len(buf) > self._T:
+            raise ValueError(
+                f'An episode ran past {self._T} steps, the length of the '
+                'episode table: set sequence_length to at least the '
+                "environment's max_episode_steps.")
+          if not self._joint and len(buf) == self._T + 1:
             self._emit(i)
             self._buffers[i] = [buf[-1]]
             if core_in_np is None:
@@ -270,6 +296,38 @@ class EnvLoop:
           policy_version=np.int32(self._seq_version[i]),
           **{f: v[j] for f, v in fields.items()})
       self._writer(int(self._members[i, j]), seq)
+
+  def _emit_episode(self, i: int) -> None:
+    """Writes copy ``i``'s finished episode, all agents, as one item."""
+    buf = self._buffers[i]
+    members = self._members[i]
+    if np.any(members != members[0]):
+      raise ValueError(
+          'Whole-episode tables (QMIX, VDN) need every agent slot of an '
+          f'episode played by one member; matchmaking gave {members.tolist()}. '
+          'Use matchmaking=self_play.')
+    if members[0] >= self._population_size:
+      return
+    length, pad = len(buf), self._T + 1 - len(buf)
+
+    def stacked(get):
+      x = np.stack([get(r) for r in buf])  # [len, ...]
+      if pad:
+        x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+      return x
+
+    mask = np.zeros((self._T + 1,), np.float32)
+    mask[:length] = 1.
+    item = EpisodeBatch(
+        observation={k: stacked(lambda r, k=k: r['observation'][k])
+                     for k in buf[0]['observation']},
+        prev_action=stacked(lambda r: r['prev_action']),
+        action=stacked(lambda r: r['action']),
+        reward=stacked(lambda r: r['reward']),
+        discount=stacked(lambda r: r['discount'][0]),
+        step_type=stacked(lambda r: r['step_type'][0]),
+        mask=mask, weight=np.float32(1.))
+    self._writer(int(members[0]), item)
 
   # ------------------------------------------------------ exact resume state
   def get_state(self) -> Dict[str, Any]:

@@ -446,14 +446,16 @@ class ActorNode:
     spec = envs[0].spec()
     from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
     algorithm = algorithms.make(config.algo, spec, config)
-    T = algorithm.replay_table.sequence_length
+    table = algorithm.replay_table
+    T = table.sequence_length
     pending: List[Tuple[int, Any]] = []
     seed = int(np.random.default_rng([config.seed, 1, self._actor_id])
                .integers(2**31 - 1))
     loop = EnvLoop(envs, algorithm, config.population_size,
                    config.matchmaking, T,
                    lambda member, seq: pending.append((member, seq)),
-                   seed=seed)
+                   seed=seed,
+                   joint_episodes=bool(getattr(table, 'joint', False)))
     device = jax.local_devices()[0]
     try:
       version, params = self._wait_for_params()

@@ -186,3 +186,42 @@ def test_learner_unroll_reproduces_behaviour_logits():
     real = seq.mask > 0
     np.testing.assert_allclose(np.asarray(logits)[:, 0][real],
                                seq.behaviour_logits[real], rtol=1e-5, atol=1e-6)
+
+
+def test_joint_episodes_hold_every_agent_of_a_whole_episode():
+  import pytest  # pylint: disable=g-import-not-at-top
+  from marl_jax.types import EpisodeBatch  # pylint: disable=g-import-not-at-top
+  length, T = 5, 7
+  envs = [CountingEnv(i, length) for i in range(2)]
+  algo = impala.make(envs[0].spec(), _config())
+  written = []
+  loop = EnvLoop(envs, algo, 1, 'self_play', T,
+                 lambda m, s: written.append((m, s)), seed=0,
+                 joint_episodes=True)
+  state = init_population(algo, jax.random.PRNGKey(0), 1)
+  loop.run(state.params, 3 * (length + 1))
+  assert len(written) == 2 * 3  # 3 whole episodes per copy
+  for member, ep in written:
+    assert member == 0 and isinstance(ep, EpisodeBatch)
+    obs = ep.observation['FEATURES']
+    assert obs.shape == (T + 1, 2, 4) and ep.action.shape == (T + 1, 2)
+    assert ep.discount.shape == ep.step_type.shape == ep.mask.shape == (T + 1,)
+    n = length + 1  # FIRST, then `length` steps ending with LAST
+    np.testing.assert_array_equal(ep.mask, [1.] * n + [0.] * (T + 1 - n))
+    assert ep.step_type[0] == StepType.FIRST
+    assert ep.step_type[n - 1] == StepType.LAST and ep.discount[n - 1] == 0
+    # Agent j's observation is row j; one copy and one episode per item.
+    np.testing.assert_array_equal(obs[:n, :, 3], [[0, 1]] * n)
+    assert len(set(obs[:n, :, 0].ravel())) == 1
+    assert len(set(obs[:n, :, 1].ravel())) == 1
+    t = obs[:n, 0, 2]
+    expected = np.where(t == 0, 0., 10 * obs[:n, 0, 1] + t)
+    np.testing.assert_array_equal(ep.reward[:n, 0], expected)
+    np.testing.assert_array_equal(ep.prev_action[1:n], ep.action[:n - 1])
+    assert not obs[n:].any() and not ep.reward[n:].any()
+  # An episode longer than the table's T is an error, not a silent cut.
+  envs = [CountingEnv(0, 9)]
+  loop = EnvLoop(envs, algo, 1, 'self_play', T, lambda m, s: None, seed=0,
+                 joint_episodes=True)
+  with pytest.raises(ValueError, match='sequence_length'):
+    loop.run(state.params, 12)
