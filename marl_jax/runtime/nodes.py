@@ -49,13 +49,20 @@ def _spec_and_algorithm(config):
   return spec, algorithms.make(config.algo, spec, config)
 
 
-def make_member_table(spec: table_lib.TableSpec, member: int,
-                      seed: int) -> table_lib.Table:
-  """One member's table for an algorithm's ``TableSpec``."""
+def make_member_table(spec: table_lib.TableSpec, member: int, seed: int,
+                      config=None) -> table_lib.Table:
+  """One member's table for an algorithm's ``TableSpec``.
+
+  Sampling starts once a batch is in (``min_size_to_sample`` in the config
+  overrides). ``samples_per_insert`` (and ``error_buffer``) in the config turn
+  on Reverb's SampleToInsertRatio limiter for uniform and prioritized tables;
+  ``priority_alpha`` is the prioritized sampler's exponent.
+  """
+  config = config or {}
   name = f'member_{member}'
-  min_size = int(getattr(spec, 'min_size_to_sample', 0) or spec.batch_size)
-  spi = getattr(spec, 'samples_per_insert', None)
-  error_buffer = getattr(spec, 'error_buffer', None)
+  min_size = int(config.get('min_size_to_sample', 0) or spec.batch_size)
+  spi = config.get('samples_per_insert', None)
+  error_buffer = config.get('error_buffer', None)
   if spec.sampler == 'fifo':
     return table_lib.Table.queue(name, spec.max_size, seed=seed)
   if spec.sampler == 'uniform':
@@ -65,7 +72,7 @@ def make_member_table(spec: table_lib.TableSpec, member: int,
   if spec.sampler == 'prioritized':
     return table_lib.Table.prioritized(
         name, spec.max_size,
-        priority_exponent=float(getattr(spec, 'priority_exponent', 0.6)),
+        priority_exponent=float(config.get('priority_alpha', 0.6)),
         min_size_to_sample=min_size, samples_per_insert=spi,
         error_buffer=error_buffer, seed=seed)
   raise ValueError(f'Unknown replay sampler {spec.sampler!r}; valid: fifo, '
@@ -186,7 +193,8 @@ class ReplayNode:
       table_spec = algorithm.replay_table
     self.spec = table_spec
     self._population_size = int(config.population_size)
-    self._tables = [make_member_table(table_spec, m, seed=int(config.seed) + m)
+    self._tables = [make_member_table(table_spec, m, seed=int(config.seed) + m,
+                                      config=config)
                     for m in range(self._population_size)]
     self._sampling = 0  # samples currently waiting
     self._lock = threading.Lock()
@@ -290,6 +298,17 @@ class LearnerNode:
       version, params = self._variables
     return (version, params) if version > known_version else (version, None)
 
+  def _weights(self, info, config) -> np.ndarray:
+    """Prioritized replay's importance weights, ``[P, B]``, with beta
+    annealed linearly from ``priority_beta_start`` to 1 over ``num_steps``."""
+    env_steps = self._counter.get_state()['env_steps']
+    beta0 = float(config.get('priority_beta_start', 0.4))
+    beta = beta0 + (1. - beta0) * min(1., env_steps / config.num_steps)
+    return np.stack([
+        table_lib.importance_weights(p, n, beta)
+        for p, n in zip(info['probabilities'], info['table_size'])
+    ]).astype(np.float32)
+
   def _publish(self, version: int, params) -> None:
     import jax  # pylint: disable=g-import-not-at-top
     host = jax.tree.map(np.asarray, params)
@@ -305,7 +324,7 @@ class LearnerNode:
 
     config = self._config
     _, algorithm = _spec_and_algorithm(config)
-    table = algorithm.replay_table
+    table = self._table = algorithm.replay_table
     devices = learner_devices(config)
     if table.batch_size % len(devices):
       raise config_lib.ConfigError(
@@ -377,6 +396,7 @@ class LearnerNode:
                                       population_size=config.population_size),
                         force=force)
 
+    prioritized = self._table.sampler == 'prioritized'
     last_ckpt = time.monotonic()
     last_log = time.monotonic()
     waited_since = time.monotonic()
@@ -390,16 +410,26 @@ class LearnerNode:
           continue
         if isinstance(item, Exception):
           raise item
-        batch, _ = item
-        ages = version - np.asarray(batch.policy_version)
+        batch, info = item
+        ages = (version - np.asarray(batch.policy_version)
+                if hasattr(batch, 'policy_version') else None)
         fetch_wait = time.monotonic() - waited_since
-        metrics = learner.update(batch)
+        if prioritized:
+          batch = batch._replace(weight=self._weights(info, config))
+        metrics = dict(learner.update(batch))
+        if 'priorities' in metrics:
+          # [P, B] new priorities of the sampled items (e.g. |TD error|).
+          priorities = np.asarray(metrics.pop('priorities'))
+          if prioritized:
+            for m in range(config.population_size):
+              self._replay.update_priorities(m, info['keys'][m], priorities[m])
         version += 1
         self._publish(version, learner.state.params)
         counts = self._counter.increment(learner_steps=1)
         if version % config.log_every_updates == 0:
           m = {k: np.asarray(v) for k, v in metrics.items()}
-          m['policy_lag'] = ages.mean(axis=1).astype(np.float64)
+          if ages is not None:
+            m['policy_lag'] = ages.mean(axis=1).astype(np.float64)
           info = self._replay.info()
           m['replay_samples_per_insert'] = float(info['samples_per_insert'])
           m['replay_dropped'] = float(info['dropped'])
