@@ -4,7 +4,7 @@
 games of the ``mpe2`` package) adapts any PettingZoo ``ParallelEnv`` with
 discrete actions to our contract; ``to_parallel_env(env)`` exposes any of our
 environments as a PettingZoo ``ParallelEnv``. Tested with pettingzoo 1.27.0,
-gymnasium 1.4.0 and mpe2 1.0.0 (mpe2 1.1 depends on ``pygame-ce``, which
+gymnasium 1.3.0 and mpe2 1.0.0 (mpe2 1.1 depends on ``pygame-ce``, which
 clashes with the ``pygame`` that overcooked-ai needs).
 
 The adapter (``PettingZooEnvironment``), in detail:

@@ -10,6 +10,9 @@
   * ``EpisodeStatistics``: keeps the running and the last finished episode's
     per-agent return and length, for loops that do not track them.
 
+``JaxAgentId`` and ``JaxGlobalState`` are the first two for functional
+``JaxEnvironment``s (the anakin runtime; ``make_jax_wrapped``).
+
 Wrappers forward the optional hooks (``render``, ``set_training_progress``,
 ``get_state``/``set_state``, ``close``) to the wrapped environment.
 """
@@ -20,7 +23,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from marl_jax.envs.base import Environment
+from marl_jax.envs.base import Environment, JaxEnvironment
 from marl_jax.types import ArraySpec, EnvSpec, TimeStep
 
 
@@ -197,4 +200,118 @@ def make_wrapped(name: str, wrappers=(), **kwargs) -> Environment:
   env = registry.make(name, **kwargs)
   for w in wrappers:
     env = WRAPPERS[w](env)
+  return env
+
+
+# -----------------------------------------------------------------------------
+# The same wrappers for functional JAX-native environments (anakin runtime).
+
+
+class JaxWrapper(JaxEnvironment):
+  """Forwards a ``JaxEnvironment``; subclasses change its time steps/spec.
+
+  Other attributes (``optimal_return``, ``set_training_progress``, ...) are
+  the wrapped environment's.
+  """
+
+  def __init__(self, env: JaxEnvironment):
+    self._env = env
+
+  def __getattr__(self, name):
+    if name.startswith('__') or name == '_env':
+      raise AttributeError(name)
+    return getattr(self._env, name)
+
+  def reset(self, key):
+    state, ts = self._env.reset(key)
+    return state, self._transform(ts)
+
+  def step(self, state, actions, key):
+    state, ts = self._env.step(state, actions, key)
+    return state, self._transform(ts)
+
+  def spec(self) -> EnvSpec:
+    return self._env.spec()
+
+  def render(self, state) -> np.ndarray:
+    return self._env.render(state)
+
+  def _transform(self, timestep: TimeStep) -> TimeStep:
+    return timestep
+
+  def __repr__(self) -> str:
+    return f'{type(self).__name__}({self._env!r})'
+
+
+class JaxAgentId(JaxWrapper):
+  """``AgentId`` for a ``JaxEnvironment``."""
+
+  def __init__(self, env: JaxEnvironment):
+    super().__init__(env)
+    spec = env.spec()
+    if AgentId.KEY in spec.observation:
+      raise ValueError(f'The environment already has an {AgentId.KEY} '
+                       'observation.')
+    self._n = spec.num_agents
+    self._spec = spec._replace(observation={
+        **spec.observation,
+        AgentId.KEY: ArraySpec((spec.num_agents,), np.float32)})
+
+  def spec(self) -> EnvSpec:
+    return self._spec
+
+  def _transform(self, timestep: TimeStep) -> TimeStep:
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    return timestep._replace(observation={
+        **timestep.observation, AgentId.KEY: jnp.eye(self._n,
+                                                     dtype=jnp.float32)})
+
+
+class JaxGlobalState(JaxWrapper):
+  """``GlobalState`` for a ``JaxEnvironment``."""
+
+  def __init__(self, env: JaxEnvironment, key: str = 'FEATURES'):
+    super().__init__(env)
+    spec = env.spec()
+    if key not in spec.observation:
+      raise ValueError(f'GlobalState: observation {key!r} not found; the '
+                       f'environment has {sorted(spec.observation)}.')
+    if GlobalState.KEY in spec.observation:
+      raise ValueError(f'The environment already has a {GlobalState.KEY} '
+                       'observation.')
+    self._key, self._n = key, spec.num_agents
+    size = self._n * int(np.prod(spec.observation[key].shape))
+    self._spec = spec._replace(observation={
+        **spec.observation, GlobalState.KEY: ArraySpec((size,), np.float32)})
+
+  def spec(self) -> EnvSpec:
+    return self._spec
+
+  def _transform(self, timestep: TimeStep) -> TimeStep:
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    joint = timestep.observation[self._key].astype(jnp.float32).reshape(-1)
+    return timestep._replace(observation={
+        **timestep.observation,
+        GlobalState.KEY: jnp.broadcast_to(joint, (self._n, joint.size))})
+
+
+JAX_WRAPPERS = {
+    'agent_id': JaxAgentId,
+    'global_state': JaxGlobalState,
+}
+
+
+def make_jax_wrapped(name: str, wrappers=(), **kwargs) -> JaxEnvironment:
+  """``registry.make_jax(name, **kwargs)`` wrapped by the named ``wrappers``
+  (as ``make_wrapped``)."""
+  from marl_jax.envs import registry  # pylint: disable=g-import-not-at-top
+  if isinstance(wrappers, str):
+    wrappers = tuple(w for w in wrappers.split(',') if w)
+  unknown = [w for w in wrappers if w not in JAX_WRAPPERS]
+  if unknown:
+    raise ValueError(f'Unknown env wrapper(s) {unknown}; valid: '
+                     f'{", ".join(sorted(JAX_WRAPPERS))}.')
+  env = registry.make_jax(name, **kwargs)
+  for w in wrappers:
+    env = JAX_WRAPPERS[w](env)
   return env
