@@ -174,10 +174,11 @@ def run(config, exp_dir: str, resume: bool = False,
   from marl_jax.utils.logging import ProgressLine  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 
-  if config.matchmaking == 'fsp' or config.get('pbt_every_updates', 0):
+  if config.matchmaking in ('fsp', 'psro') or config.get('pbt_every_updates',
+                                                         0):
     raise config_lib.ConfigError(
-        'matchmaking=fsp and pbt_every_updates run under --launcher=single '
-        f'only for now (got launcher {config.launcher!r}).')
+        f'matchmaking={config.matchmaking} and pbt_every_updates run under '
+        f'--launcher=single only for now (got launcher {config.launcher!r}).')
   if resume:
     check_resumable(config, exp_dir)
   program = make_program(config, exp_dir, resume=resume)
