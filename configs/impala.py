@@ -5,6 +5,9 @@ Presets:
               rewards annealed away; the default run of ``train.py`` (minutes on
               2 CPU cores).
   mpe         PettingZoo MPE ``simple_spread`` (3 agents), through the adapter.
+  jax         ``jax/meet``, a small JAX grid game (through the host adapter).
+  jaxmarl     JaxMARL's Overcooked cramped_room, lossless grid observations.
+  meltingpot  Melting Pot ``collaborative_cooking__cramped`` from pixels.
   toy         ``toy/cue_coordination``, a tiny cooperative game for quick checks.
 
 Every field can be overridden from the command line, e.g.
@@ -28,11 +31,19 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
   c.seed = 0
   c.num_steps = 1_000_000  # total environment steps (all actors and copies)
   c.population_size = 1
-  c.matchmaking = 'self_play'  # 'self_play' | 'random' | 'fsp'
+  c.matchmaking = 'self_play'  # 'self_play' | 'random' | 'fsp' | 'psro'
   # Fictitious self-play: a snapshot of a member (in turn) every
   # fsp_snapshot_every_updates updates, the last fsp_pool_size kept.
   c.fsp_pool_size = 8
   c.fsp_snapshot_every_updates = 50
+  # PSRO (launcher single, population_size 1): the fsp_pool_size ring is the
+  # policy set; every psro_iteration_updates updates the learner plays
+  # psro_eval_episodes episodes with each policy of the set (payoff.json),
+  # joins the set, and partners are drawn by the meta-strategy of
+  # psro_meta_solver: 'nash' (two-player zero-sum) | 'replicator'.
+  c.psro_iteration_updates = 100
+  c.psro_eval_episodes = 2
+  c.psro_meta_solver = 'replicator'
   # Population-based training: every pbt_every_updates learner updates, the
   # bottom pbt_truncation of members (by mean episode return since the last
   # round) copy a top member and perturb its hyperparameters. 0 turns it off.
@@ -117,6 +128,30 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
     c.num_steps = 500_000
     c.sequence_length = 25
     c.network.mlp_sizes = (64, 64)
+  elif preset == 'jax':
+    # A small JAX grid game through the host adapter (marl_jax/envs/jax_games).
+    c.env = 'jax/meet'
+    c.num_steps = 300_000
+    c.sequence_length = 25
+    c.network.mlp_sizes = (64, 64)
+  elif preset == 'jaxmarl':
+    # JaxMARL's Overcooked through the host adapter; the lossless grid.
+    c.env = 'jaxmarl/overcooked_cramped_room'
+    c.network.observation_key = 'GRID'
+    c.network.mlp_sizes = (128,)
+  elif preset == 'meltingpot':
+    # Melting Pot from pixels: conv torso and an LSTM, as marl-jax uses.
+    c.env = 'meltingpot/collaborative_cooking__cramped'
+    c.num_steps = 2_000_000
+    c.num_envs_per_actor = 4
+    c.sequence_length = 20
+    c.batch_size = 16
+    c.network.observation_key = 'RGB'
+    c.network.conv_channels = (16, 32)
+    c.network.conv_kernels = (8, 4)
+    c.network.conv_strides = (8, 1)
+    c.network.mlp_sizes = (128,)
+    c.network.lstm_size = 128
   elif preset == 'toy':
     c.env = 'toy/cue_coordination'
     c.num_steps = 20_000
@@ -128,5 +163,6 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
     c.progress_every_s = 2.0
   else:
     raise ValueError(f'Unknown impala preset {preset!r}; valid presets: '
-                     'overcooked, overcooked_lossless, mpe, toy.')
+                     'overcooked, overcooked_lossless, mpe, jax, jaxmarl, '
+                     'meltingpot, toy.')
   return c

@@ -64,3 +64,84 @@ def test_bad_inputs(tmp_path):
   r = run('evaluate.py', f'--exp_dir={tmp_path}/empty')
   assert r.returncode == 2 and 'config.json' in r.stderr
   assert 'Traceback' not in r.stderr
+
+
+def _train_single(exp_dir, preset, **overrides):
+  """A tiny run with the single launcher, written like train.py's run dir."""
+  # pylint: disable=g-import-not-at-top
+  from configs import impala as impala_configs
+  from marl_jax.runtime import single
+  from marl_jax.utils import config as config_lib
+  # pylint: enable=g-import-not-at-top
+  c = impala_configs.get_config(preset)
+  c.launcher, c.progress_every_s = 'single', 1e9
+  for k, v in overrides.items():
+    group, _, key = k.rpartition('.')
+    (c[group] if group else c)[key] = v
+  os.makedirs(exp_dir)
+  with open(os.path.join(exp_dir, 'config.json'), 'w') as f:
+    f.write(config_lib.to_json(c))
+  single.run(c, exp_dir)
+
+
+def test_scripted_partners_with_a_trained_overcooked_run(tmp_path):
+  run_dir = str(tmp_path / 'oc')
+  _train_single(run_dir, 'overcooked', num_steps=160, num_actors=1,
+                num_envs_per_actor=2, sequence_length=10, batch_size=2,
+                replay_max_size=8, num_learner_devices=1,
+                **{'env_kwargs.horizon': 40, 'network.mlp_sizes': (32,)})
+  out = str(tmp_path / 'eval')
+  r = run('evaluate.py', f'--exp_dir={run_dir}', '--heldout=scripted:greedy',
+          '--heldout=scripted:stay', '--num_episodes=2', f'--out_dir={out}')
+  assert r.returncode == 0, r.stderr
+  with open(os.path.join(out, 'results.json')) as f:
+    doc = json.load(f)
+  assert doc['metric'] == 'episode_sparse_reward'
+  assert doc['runs']['scripted:greedy'] == dict(
+      exp_dir='', population_size=1, env_steps=0, scripted=True)
+  partners = {p['partner_run'] for p in doc['pairs']}
+  assert partners == {'oc', 'scripted:greedy', 'scripted:stay'}
+  for p in doc['pairs']:
+    assert 0 <= p['mean'] <= 40 * 20 and p['mean'] % 10 == 0  # 20 per soup
+  # Cooperative: no Elo unless asked for; the matches are a payoff table.
+  assert 'elo' not in doc and not os.path.exists(os.path.join(out, 'elo.csv'))
+  from marl_jax.population import payoff  # pylint: disable=g-import-not-at-top
+  table = payoff.PayoffTable.load(out)
+  assert table.count('oc[0]', 'scripted:greedy[0]') == 2
+  assert '## oc (rows) with scripted:greedy (columns)' in r.stdout
+  assert '| | scripted:greedy[0] |' in r.stdout
+
+
+def test_elo_flag_and_a_runs_payoff_table(tmp_path):
+  run_dir = str(tmp_path / 'toy')
+  _train_single(run_dir, 'toy', num_steps=400, population_size=2,
+                matchmaking='random')
+  # A payoff table saved with the run is shown (as PSRO training writes it).
+  from marl_jax.population import payoff  # pylint: disable=g-import-not-at-top
+  saved = payoff.PayoffTable()
+  saved.update('member_0', 'snapshot_0', [7., 9.])
+  saved.save(run_dir)
+  out = str(tmp_path / 'eval')
+  r = run('evaluate.py', f'--exp_dir={run_dir}', '--heldout=scripted:random',
+          '--num_episodes=2', '--elo', f'--out_dir={out}')
+  assert r.returncode == 0, r.stderr
+  with open(os.path.join(out, 'results.json')) as f:
+    doc = json.load(f)
+  # The cue game is cooperative: both seats always score the same, every
+  # rated game is a draw and every player is rated the mean.
+  assert doc['zero_sum'] is False
+  assert sorted(e['player'] for e in doc['elo']) == [
+      'scripted:random[0]', 'toy[0]', 'toy[1]']
+  for e in doc['elo']:
+    assert abs(e['rating'] - 1500.) < 1e-6 and e['score'] == 0.5
+  with open(os.path.join(out, 'elo.csv')) as f:
+    assert len(list(csv.DictReader(f))) == 3
+  assert doc['run_payoff_tables']['toy']['entries'][0]['mean'] == 8.
+  assert '## Elo ratings' in r.stdout
+  assert 'Payoff table saved with toy' in r.stdout
+  r = run('evaluate.py', f'--exp_dir={run_dir}', '--heldout=scripted:greedy',
+          '--num_episodes=1', f'--out_dir={out}')
+  assert r.returncode == 2 and 'Overcooked only' in r.stderr
+  r = run('evaluate.py', f'--exp_dir={run_dir}', '--heldout=scripted:nope')
+  assert r.returncode == 2 and 'scripted:greedy' in r.stderr
+  assert 'Traceback' not in r.stderr

@@ -31,6 +31,14 @@ Notes on the package, and what this module does about them:
     ``mlam.motion_planner``, and the action manager's motion planner is built
     with the same arguments (``counter_goals=[]``), so the features are the
     package's own.
+  * The package's planning agents (``GreedyHumanModel``) need a
+    ``MediumLevelActionManager``. Its constructor rolls joint plans out in an
+    ``OvercookedEnv`` whose ``step`` loads (or computes and pickles) a motion
+    planner in site-packages. ``action_manager(layout)`` builds the same
+    manager with the same parameters (``NO_COUNTERS_PARAMS``) in memory:
+    plans are rolled out with ``get_state_transition`` instead, which gives
+    the same end positions (``OvercookedEnv.step`` calls exactly that), and
+    the result is cached in this process only.
   * ``Recipe`` (cook times, soup values) is configured *globally* by whichever
     ``OvercookedGridworld`` was built last. Every call that simulates or
     encodes a state first re-applies this environment's recipe configuration
@@ -194,6 +202,75 @@ def setup_seconds(layout: str) -> float:
   return _load_layout(layout)[2]
 
 
+@functools.lru_cache(maxsize=None)
+def _load_action_manager(layout: str):
+  """``(MediumLevelActionManager, seconds)`` of ``layout``, built in memory."""
+  _, overcooked_mdp, planners = _package()
+  mdp, _, _ = _load_layout(layout)
+  configure_recipes(mdp)
+  horizon = 200  # As the package's rollout: plans are far shorter.
+
+  class InMemoryJointMotionPlanner(planners.JointMotionPlanner):
+    """Rolls plans out on the MDP, never through ``OvercookedEnv``."""
+
+    def _rollout_end_pos_and_or(self, joint_start_state, joint_action_plan):
+      state = overcooked_mdp.OvercookedState.from_players_pos_and_or(
+          joint_start_state, all_orders=self.mdp.start_all_orders)
+      for joint_action in joint_action_plan:
+        if state.timestep >= horizon:
+          raise RuntimeError(f'A joint plan on {layout} is longer than '
+                             f'{horizon} steps.')
+        state, _ = self.mdp.get_state_transition(state, joint_action)
+      return state.players_pos_and_or
+
+  class InMemoryActionManager(planners.MediumLevelActionManager):
+    """``MediumLevelActionManager.__init__`` with the joint planner above."""
+
+    # pylint: disable-next=super-init-not-called
+    def __init__(self, mdp, mlam_params):
+      self.mdp = mdp
+      self.params = mlam_params
+      self.wait_allowed = mlam_params['wait_allowed']
+      self.counter_drop = mlam_params['counter_drop']
+      self.counter_pickup = mlam_params['counter_pickup']
+      self.joint_motion_planner = InMemoryJointMotionPlanner(mdp, mlam_params)
+      self.motion_planner = self.joint_motion_planner.motion_planner
+
+  start = time.perf_counter()
+  mlam = InMemoryActionManager(mdp, dict(planners.NO_COUNTERS_PARAMS))
+  return mlam, time.perf_counter() - start
+
+
+def action_manager(layout: str):
+  """The package's ``MediumLevelActionManager`` for ``layout`` (shared).
+
+  Built in memory on first use (nothing is written to disk) and cached for
+  the life of the process; see ``action_manager_seconds``. Do not mutate.
+  """
+  if layout not in LAYOUTS:
+    raise ValueError(f'Unknown Overcooked layout {layout!r}.')
+  return _load_action_manager(layout)[0]
+
+
+def action_manager_seconds(layout: str) -> float:
+  """Seconds this process spent building ``layout``'s action manager."""
+  return _load_action_manager(layout)[1]
+
+
+def configure_recipes(mdp) -> None:
+  """Makes ``mdp``'s recipe configuration the package's global one.
+
+  ``Recipe`` is configured globally by the last ``OvercookedGridworld`` built;
+  anything that simulates or plans on ``mdp`` calls this first (an identity
+  check when nothing changed).
+  """
+  _, overcooked_mdp, _ = _package()
+  recipe = overcooked_mdp.Recipe
+  # pylint: disable-next=protected-access
+  if recipe._conf is not mdp.recipe_config:
+    recipe.configure(mdp.recipe_config)
+
+
 # ----------------------------------------------------------------------------
 # Picklable snapshots of OvercookedState, as plain Python data.
 # ----------------------------------------------------------------------------
@@ -290,9 +367,7 @@ class Overcooked(Environment):
     self._tile_size = _checks.positive_int('render_tile_size', render_tile_size)
 
     actions, self._om, _ = _package()
-    self._recipe = self._om.Recipe
     self._mdp, self._planner, _ = _load_layout(layout)
-    self._recipe_conf = self._mdp.recipe_config
     self._joint_actions = [[a0, a1] for a0 in actions.Action.INDEX_TO_ACTION
                            for a1 in actions.Action.INDEX_TO_ACTION]
     width, height = self._mdp.shape
@@ -444,9 +519,7 @@ class Overcooked(Environment):
   # -- Internals --------------------------------------------------------------
 
   def _configure_recipes(self) -> None:
-    # pylint: disable-next=protected-access
-    if self._recipe._conf is not self._recipe_conf:
-      self._recipe.configure(self._recipe_conf)
+    configure_recipes(self._mdp)
 
   def _observe(self) -> Dict[str, np.ndarray]:
     if self._obs_key == 'FEATURES':

@@ -10,7 +10,10 @@ only its own seats are used.
 
 Results are per-pair means over episodes of the mean over agents of one
 episode statistic (``episode_return``, or ``episode_sparse_reward`` for
-Overcooked's soup score), with a 95% normal-approximation interval.
+Overcooked's soup score), with a 95% normal-approximation interval. Each
+side's own value is kept too (``seat_values``), as is whether every step's
+rewards summed to zero over agents (``zero_sum``): what Elo ratings of
+competitive games are computed from.
 """
 
 from __future__ import annotations
@@ -39,6 +42,17 @@ class CrossPlayResult(NamedTuple):
   ci95: np.ndarray  # [P_A, P_B] half-width of the 95% interval
   episodes: np.ndarray  # [P_A, P_B, num_episodes] per-episode values
   metric: str
+  # [P_A, P_B, num_episodes, 2]: the metric of A's seat and of B's seat.
+  seat_values: Optional[np.ndarray] = None
+  zero_sum: bool = False  # every step's rewards summed to 0 over agents
+
+
+class SeatedEpisode(NamedTuple):
+  values: np.ndarray  # [num_agents] the metric of each slot
+  zero_sum: bool  # every step's rewards summed to 0 over agents
+
+
+_ZERO_SUM_ATOL = 1e-6
 
 
 def play_seated(env: Environment, seats, metric: str = 'episode_return',
@@ -47,6 +61,14 @@ def play_seated(env: Environment, seats, metric: str = 'episode_return',
 
   Returns the mean over agents of ``metric``.
   """
+  return float(play_seated_episode(env, seats, metric, max_steps).values.mean())
+
+
+def play_seated_episode(env: Environment, seats,
+                        metric: str = 'episode_return',
+                        max_steps: Optional[int] = None) -> SeatedEpisode:
+  """As ``play_seated``, but returns every slot's ``metric`` and whether the
+  rewards were zero-sum at every step."""
   n = env.spec().num_agents
   if len(seats) != n:
     raise ValueError(f'{n} agent slots need {n} seats, got {len(seats)}.')
@@ -67,6 +89,7 @@ def play_seated(env: Environment, seats, metric: str = 'episode_return',
         f'{["episode_" + k for k in env.spec().info_keys]}.')
   ts = env.reset()
   total = np.zeros((n,))
+  zero_sum = True
   steps = 0
   while not ts.last() and (max_steps is None or steps < max_steps):
     proposals = {id(p): np.asarray(p.step(ts)) for p in policies}
@@ -76,8 +99,9 @@ def play_seated(env: Environment, seats, metric: str = 'episode_return',
     for p in policies:
       p.observe_reward(ts.reward)
     total += ts.reward if metric == 'episode_return' else ts.info[info_key]
+    zero_sum &= abs(float(np.sum(ts.reward))) <= _ZERO_SUM_ATOL
     steps += 1
-  return float(total.mean())
+  return SeatedEpisode(total, bool(zero_sum))
 
 
 def cross_play(env: Environment, pop_a: Policy, size_a: int, pop_b: Policy,
@@ -91,15 +115,22 @@ def cross_play(env: Environment, pop_a: Policy, size_a: int, pop_b: Policy,
     raise ValueError('num_episodes and population sizes must be positive, got '
                      f'{num_episodes}, {size_a}, {size_b}.')
   values = np.zeros((size_a, size_b, num_episodes))
+  seat_values = np.zeros((size_a, size_b, num_episodes, 2))
+  zero_sum = True
   for i in range(size_a):
     for j in range(size_b):
       for e in range(num_episodes):
-        seats = ([(pop_a, i), (pop_b, j)] if e % 2 == 0 else
+        a_first = e % 2 == 0
+        seats = ([(pop_a, i), (pop_b, j)] if a_first else
                  [(pop_b, j), (pop_a, i)])
-        values[i, j, e] = play_seated(env, seats, metric)
+        episode = play_seated_episode(env, seats, metric)
+        values[i, j, e] = episode.values.mean()
+        seat_values[i, j, e] = (episode.values if a_first else
+                                episode.values[::-1])
+        zero_sum &= episode.zero_sum
   mean = values.mean(-1)
   if num_episodes > 1:
     ci = 1.96 * values.std(-1, ddof=1) / np.sqrt(num_episodes)
   else:
     ci = np.full_like(mean, np.nan)
-  return CrossPlayResult(mean, ci, values, metric)
+  return CrossPlayResult(mean, ci, values, metric, seat_values, bool(zero_sum))

@@ -67,6 +67,17 @@ class PopulationPolicy:
         make_slot_act(algorithm, population_size), greedy=greedy)
     self.reset(np.zeros((num_agents,), np.int32))
 
+  def set_params(self, params, seed: Optional[int] = None) -> None:
+    """Acts with ``params`` from now on (same structure and population size,
+    so nothing is recompiled); with ``seed``, also restarts the key."""
+    shapes = lambda t: jax.tree.map(lambda x: (x.shape, x.dtype), t)
+    if shapes(params) != shapes(self._params):
+      raise ValueError('set_params needs params of the same structure and '
+                       'shapes as the policy was built with.')
+    self._params = params
+    if seed is not None:
+      self._key = jax.random.PRNGKey(seed)
+
   def reset(self, members: np.ndarray) -> None:
     self._members = jnp.asarray(members, jnp.int32)
     self._core = self._algorithm.initial_core_state(self._n)

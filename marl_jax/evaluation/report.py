@@ -2,8 +2,9 @@
 
 ``evaluate_runs`` plays every member of each focal run with every member of
 itself (self-play and within-population cross-play) and of each held-out run
-(zero-shot cross-play), and ``write_report`` writes JSON, CSV, a Markdown
-table and a heatmap PNG of the matrix.
+or scripted partner (zero-shot cross-play), and ``write_report`` writes JSON,
+CSV, a Markdown table and a heatmap PNG of the matrix, the matches as a
+payoff table, and, for competitive games, Elo ratings of every member.
 """
 
 from __future__ import annotations
@@ -11,19 +12,20 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Dict, List, NamedTuple, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from marl_jax.evaluation import crossplay, policies
+from marl_jax.evaluation import crossplay, elo, policies, scripted
+from marl_jax.population import payoff as payoff_lib
 from marl_jax.utils import config as config_lib
 
 
 class LoadedRun(NamedTuple):
   name: str
-  exp_dir: str
-  config: object
-  policy: policies.PopulationPolicy
+  exp_dir: str  # '' for a scripted policy
+  config: object  # None for a scripted policy
+  policy: crossplay.Policy
   size: int
   env_steps: int
 
@@ -42,6 +44,16 @@ def load(exp_dir: str, greedy: bool, seed: int, name: str = '') -> LoadedRun:
       env_steps=int(meta.get('env_steps', 0)))
 
 
+def load_scripted(spec: str, env, seed: int) -> LoadedRun:
+  """``scripted:<name>`` as a held-out population of one, playing in ``env``."""
+  name = scripted.parse(spec)
+  if name is None:
+    raise ValueError(f'{spec!r} is not a scripted policy (scripted:<name>).')
+  return LoadedRun(name=spec, exp_dir='', config=None,
+                   policy=scripted.make(name, env, seed=seed), size=1,
+                   env_steps=0)
+
+
 class Block(NamedTuple):
   focal: str
   partner: str
@@ -53,8 +65,9 @@ def evaluate_runs(env, focal: Sequence[LoadedRun], heldout: Sequence[LoadedRun],
   blocks = []
   for f in focal:
     # A held-out run is never the focal run itself.
-    partners = [f] + [h for h in heldout
-                      if os.path.realpath(h.exp_dir) != os.path.realpath(f.exp_dir)]
+    same = lambda h, f=f: (bool(h.exp_dir) and os.path.realpath(h.exp_dir) ==
+                           os.path.realpath(f.exp_dir))
+    partners = [f] + [h for h in heldout if not same(h)]
     for p in partners:
       result = crossplay.cross_play(env, f.policy, f.size, p.policy, p.size,
                                     num_episodes, metric)
@@ -84,13 +97,134 @@ def summary(blocks: Sequence[Block]) -> Dict[str, Dict[str, float]]:
   return out
 
 
+def player_name(run: str, member: int) -> str:
+  return f'{run}[{member}]'
+
+
+def is_zero_sum(blocks: Sequence[Block]) -> bool:
+  """Whether every episode of every block had zero-sum rewards."""
+  return bool(blocks) and all(b.result.zero_sum for b in blocks)
+
+
+class EloTable(NamedTuple):
+  players: List[str]  # run[member]
+  ratings: np.ndarray  # [players] Elo, mean 1500
+  games: np.ndarray  # [players] rated games played
+  score: np.ndarray  # [players] mean score (1 win, 0.5 draw, 0 loss)
+
+
+def match_results(blocks: Sequence[Block]):
+  """``(players, [(i, j, score of i)])`` from every episode of ``blocks``.
+
+  An episode is a win for the side whose own value of the metric (its seat's
+  episode return, say) is higher, a draw when they are equal. A member
+  playing itself is not a rated game.
+  """
+  players, index, matches = [], {}, []
+
+  def idx(name):
+    if name not in index:
+      index[name] = len(players)
+      players.append(name)
+    return index[name]
+
+  for b in blocks:
+    sv = b.result.seat_values
+    if sv is None:
+      raise ValueError(f'block {b.focal} x {b.partner} has no per-seat values.')
+    for i in range(sv.shape[0]):
+      a = idx(player_name(b.focal, i))
+      for j in range(sv.shape[1]):
+        c = idx(player_name(b.partner, j))
+        if a == c:
+          continue
+        for mine, theirs in sv[i, j]:
+          diff = np.round(float(mine) - float(theirs), 9)
+          matches.append((a, c, 1. if diff > 0 else 0. if diff < 0 else 0.5))
+  return players, matches
+
+
+def elo_table(blocks: Sequence[Block], prior: float = 1.) -> EloTable:
+  """Elo ratings (a Bradley-Terry fit, ``evaluation/elo.py``) of every member
+  of every run in ``blocks`` from their episodes' wins, draws and losses.
+
+  ``prior`` virtual draws against an average player keep the ratings of
+  players who never lost (or never won) finite.
+  """
+  players, matches = match_results(blocks)
+  ratings = elo.elo_ratings(len(players), matches, prior=prior)
+  games = np.zeros(len(players))
+  points = np.zeros(len(players))
+  for i, j, s in matches:
+    games[i] += 1
+    games[j] += 1
+    points[i] += s
+    points[j] += 1. - s
+  score = np.divide(points, games, out=np.full_like(points, np.nan),
+                    where=games > 0)
+  return EloTable(players, ratings, games, score)
+
+
+def payoff_table(blocks: Sequence[Block]) -> payoff_lib.PayoffTable:
+  """The matches of ``blocks`` as a payoff table of ``run[member]`` policies.
+
+  Entry ``(x, y)`` is the mean of x's own value of the metric over every
+  episode x played with y (from both seats; a pair of blocks can add both
+  ``(x, y)`` and ``(y, x)``).
+  """
+  table = payoff_lib.PayoffTable()
+  for b in blocks:
+    sv = b.result.seat_values
+    for i in range(sv.shape[0]):
+      for j in range(sv.shape[1]):
+        x, y = player_name(b.focal, i), player_name(b.partner, j)
+        table.update(x, y, sv[i, j, :, 0])
+        if x != y:
+          table.update(y, x, sv[i, j, :, 1])
+  return table
+
+
+def _payoff_markdown(title: str, table: payoff_lib.PayoffTable) -> List[str]:
+  mean, count = table.matrix()
+  names = table.names
+  lines = ['', f'## {title}', '',
+           'Mean result of the row policy with the column policy (number of '
+           'results).',
+           '', '| | ' + ' | '.join(names) + ' |',
+           '| --- |' + ' ---: |' * len(names)]
+  for i, r in enumerate(names):
+    cells = [f'{mean[i, j]:.2f} ({count[i, j]})' if count[i, j] else '-'
+             for j in range(len(names))]
+    lines.append(f'| {r} | ' + ' | '.join(cells) + ' |')
+  return lines
+
+
 def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRun],
-                 env_name: str, metric: str, num_episodes: int) -> Dict[str, str]:
-  """Writes results.json, crossplay.csv, report.md and heatmap.png."""
+                 env_name: str, metric: str, num_episodes: int,
+                 elo_ratings: Optional[EloTable] = None,
+                 run_payoffs: Optional[Dict[str, payoff_lib.PayoffTable]] = None
+                 ) -> Dict[str, str]:
+  """Writes results.json, crossplay.csv, payoff.json, report.md, heatmap.png,
+  and elo.csv when ``elo_ratings`` are given.
+
+  Args:
+    out_dir: where to write.
+    blocks: the cross-play results.
+    runs: every run (and scripted policy) by name.
+    env_name: for the titles.
+    metric: the episode statistic of ``blocks``.
+    num_episodes: episodes per pair.
+    elo_ratings: Elo ratings of the players, for competitive games.
+    run_payoffs: payoff tables saved with runs (by run name), to show.
+  """
   os.makedirs(out_dir, exist_ok=True)
   paths = {k: os.path.join(out_dir, v) for k, v in dict(
       json='results.json', csv='crossplay.csv', markdown='report.md',
-      heatmap='heatmap.png').items()}
+      heatmap='heatmap.png', payoff=payoff_lib.FILENAME).items()}
+  if elo_ratings is not None:
+    paths['elo'] = os.path.join(out_dir, 'elo.csv')
+  run_payoffs = run_payoffs or {}
+  payoff_table(blocks).save(paths['payoff'])
   summ = summary(blocks)
   rows = []
   for b in blocks:
@@ -108,8 +242,22 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
   os.replace(paths['csv'] + '.tmp', paths['csv'])
   doc = dict(env=env_name, metric=metric, num_episodes=num_episodes,
              runs={k: dict(exp_dir=v.exp_dir, population_size=v.size,
-                           env_steps=v.env_steps) for k, v in runs.items()},
-             summary=summ, pairs=rows)
+                           env_steps=v.env_steps,
+                           scripted=v.config is None)
+                   for k, v in runs.items()},
+             summary=summ, pairs=rows, zero_sum=is_zero_sum(blocks))
+  if elo_ratings is not None:
+    elo_rows = [dict(player=p, rating=float(r), games=int(g), score=float(sc))
+                for p, r, g, sc in sorted(
+                    zip(*elo_ratings), key=lambda x: -x[1])]
+    doc['elo'] = elo_rows
+    with open(paths['elo'] + '.tmp', 'w', newline='') as f:
+      w = csv.DictWriter(f, fieldnames=list(elo_rows[0]))
+      w.writeheader()
+      w.writerows(elo_rows)
+    os.replace(paths['elo'] + '.tmp', paths['elo'])
+  if run_payoffs:
+    doc['run_payoff_tables'] = {k: t.to_dict() for k, t in run_payoffs.items()}
   with open(paths['json'] + '.tmp', 'w') as f:
     json.dump(doc, f, indent=2)
   os.replace(paths['json'] + '.tmp', paths['json'])
@@ -137,8 +285,21 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
       cells = [f'{r.mean[i, j]:.1f} +- {r.ci95[i, j]:.1f}'
                for j in range(r.mean.shape[1])]
       lines.append(f'| {b.focal}[{i}] | ' + ' | '.join(cells) + ' |')
-  with open(paths['markdown'], 'w') as f:
+  if elo_ratings is not None:
+    lines += ['', '## Elo ratings', '',
+              'A Bradley-Terry fit to every episode (win: the higher own '
+              f'`{metric}`), mean 1500.', '',
+              '| player | Elo | games | mean score |',
+              '| --- | ---: | ---: | ---: |']
+    for r in doc['elo']:
+      lines.append(f'| {r["player"]} | {r["rating"]:.0f} | {r["games"]} | '
+                   f'{r["score"]:.2f} |')
+  for name, table in run_payoffs.items():
+    lines += _payoff_markdown(f'Payoff table saved with {name} '
+                              f'({payoff_lib.FILENAME})', table)
+  with open(paths['markdown'] + '.tmp', 'w') as f:
     f.write('\n'.join(lines) + '\n')
+  os.replace(paths['markdown'] + '.tmp', paths['markdown'])
 
   _heatmap(paths['heatmap'], blocks, env_name, metric)
   return paths

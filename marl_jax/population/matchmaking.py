@@ -13,11 +13,17 @@ run). Each returns the ``[num_agents]`` member ids for one new episode.
     those that exist, ids ``population_size + k`` for snapshot ``k`` (the
     member itself while there are none yet). Snapshot seats are not learned
     from.
+  * ``psro``: as ``fsp``, but snapshots are drawn by ``snapshot_weights``,
+    the meta-strategy of PSRO (Lanctot et al., 2017) over the snapshots, so
+    the learner trains a best response to that mixture. The weights come
+    from the runtime's PSRO loop (``runtime/single.py``); without them (as
+    under the local and Ray launchers, which have no PSRO loop yet) this
+    matchmaker refuses to run rather than silently fall back to self-play.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -48,10 +54,31 @@ def fictitious_self_play(rng: np.random.Generator, episode_index: int,
   return ids.astype(np.int32)
 
 
+def psro(rng: np.random.Generator, episode_index: int, num_agents: int,
+         population_size: int, num_snapshots: int = 0,
+         snapshot_weights: Optional[np.ndarray] = None) -> np.ndarray:
+  if snapshot_weights is None:
+    raise ValueError('matchmaking=psro needs the meta-strategy of a PSRO '
+                     'loop (snapshot_weights); it runs under '
+                     '--launcher=single only.')
+  learner = episode_index % population_size
+  if num_snapshots <= 0:
+    return np.full((num_agents,), learner, np.int32)
+  w = np.asarray(snapshot_weights, np.float64)
+  if w.shape != (num_snapshots,) or (w < 0).any() or not w.sum() > 0:
+    raise ValueError(f'snapshot_weights must be {num_snapshots} non-negative '
+                     f'weights with a positive sum, got {w}.')
+  ids = population_size + rng.choice(num_snapshots, size=(num_agents,),
+                                     p=w / w.sum())
+  ids[rng.integers(0, num_agents)] = learner
+  return ids.astype(np.int32)
+
+
 MATCHMAKERS: Dict[str, Matchmaker] = {
     'self_play': self_play,
     'random': random_pairing,
     'fsp': fictitious_self_play,
+    'psro': psro,
 }
 
 

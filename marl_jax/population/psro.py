@@ -1,7 +1,10 @@
 """Fictitious self-play snapshots and PSRO on matrix games.
 
 ``SnapshotPool`` keeps frozen copies of members' params; fictitious self-play
-samples partners only from snapshots that exist. ``psro_matrix`` runs PSRO
+samples partners only from snapshots that exist. ``meta_strategy`` is the
+meta-solver step of PSRO with learned policies (``runtime/single.py``,
+``matchmaking=psro``): the mixture over the policy set that partners are
+drawn from, from the set's payoff matrix. ``psro_matrix`` runs PSRO
 (Lanctot et al., 2017) on a two-player zero-sum matrix game where a policy is
 a pure strategy and the best response is exact, which makes the algorithm's
 loop (payoff table -> meta-solver -> best response -> grow the table) testable
@@ -43,6 +46,45 @@ class SnapshotPool:
       raise ValueError('No snapshots yet: fictitious self-play needs at least '
                        'one snapshot before partners can be sampled.')
     return self._snapshots[int(rng.integers(len(self._snapshots)))]
+
+
+META_SOLVERS = ('nash', 'replicator')
+
+
+class MetaStrategy(NamedTuple):
+  weights: np.ndarray  # [K] the mixture over the policy set
+  exploitability: float  # of the mixture within the restricted game
+
+
+def meta_strategy(payoff, solver: str) -> MetaStrategy:
+  """The meta-strategy of a symmetric game over the PSRO policy set.
+
+  Args:
+    payoff: ``[K, K]``, ``payoff[i, j]`` is what policy ``i`` earns with (or
+      against) policy ``j``.
+    solver: ``'nash'``, a Nash equilibrium by linear programming (two-player
+      zero-sum games; the row player's strategy), or ``'replicator'``,
+      replicator dynamics (general-sum games).
+
+  Returns:
+    The weights and their exploitability in the restricted game: for
+    ``nash``, ``meta_solvers.exploitability`` of the (row, column) profile;
+    for ``replicator``, the gain of the best pure policy over the mixture,
+    ``max_i (A x)_i - x^T A x`` (0 at a rest point with full support).
+  """
+  payoff = np.asarray(payoff, np.float64)
+  if payoff.ndim != 2 or payoff.shape[0] != payoff.shape[1]:
+    raise ValueError(f'payoff must be square, got shape {payoff.shape}.')
+  if solver == 'nash':
+    sol = meta_solvers.nash_zero_sum(payoff)
+    return MetaStrategy(sol.row, meta_solvers.exploitability(
+        payoff, sol.row, sol.col))
+  if solver == 'replicator':
+    x = meta_solvers.replicator_dynamics(payoff)
+    fitness = payoff @ x
+    return MetaStrategy(x, float(np.max(fitness) - x @ fitness))
+  raise ValueError(f'Unknown meta-solver {solver!r}; valid: '
+                   f'{", ".join(META_SOLVERS)}.')
 
 
 class PSROResult(NamedTuple):

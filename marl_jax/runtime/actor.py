@@ -127,9 +127,14 @@ class EnvLoop:
 
   # ---------------------------------------------------------------- episodes
   def _new_members(self) -> np.ndarray:
+    kwargs = {}
+    if self._matchmaker is matchmaking.psro:
+      weights = self.snapshot_weights
+      kwargs['snapshot_weights'] = (np.ones((self.num_snapshots,))
+                                    if weights is None else weights)
     ids = self._matchmaker(self._rng, self.num_episodes, self._N,
                            self._population_size,
-                           num_snapshots=self.num_snapshots)
+                           num_snapshots=self.num_snapshots, **kwargs)
     self.num_episodes += 1
     return ids
 

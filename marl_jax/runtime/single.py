@@ -6,6 +6,26 @@ is a deterministic function of its config and seed. A checkpoint holds the
 learner state and everything else the loop needs to continue exactly (env
 states, partial sequences, queued sequences, RNG states), so a resumed run
 gives the same params as an uninterrupted one.
+
+Population training that needs the whole population in one place runs here:
+PBT (``pbt_every_updates``), fictitious self-play (``matchmaking=fsp``: a ring
+of ``fsp_pool_size`` frozen snapshots) and PSRO (``matchmaking=psro``).
+
+PSRO (Lanctot et al., 2017, "A unified game-theoretic approach to
+multiagent reinforcement learning") with learned policies: the snapshot ring
+is the policy set. At the start and then every ``psro_iteration_updates``
+updates, the learning member (population of one) plays
+``psro_eval_episodes`` evaluation episodes with every policy of the set and
+with itself (seats rotating); the results fill the payoff table saved with
+the run (``payoff.json``). The learner is then frozen into the set as
+``snapshot_<k>``, the meta-solver (``psro_meta_solver``: ``nash`` for
+two-player zero-sum games, ``replicator`` for general-sum) computes the
+meta-strategy over the set, and until the next iteration training partners
+are drawn from the set by it, so the learner trains a best response to the
+mixture. Each iteration writes a row to ``psro.csv``: the meta-strategy per
+ring slot (and which snapshot is in it), its exploitability within the
+restricted game, and the best-response gain of the new policy over the
+previous mixture (an estimate of that mixture's exploitability).
 """
 
 from __future__ import annotations
@@ -23,7 +43,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from marl_jax import algorithms
+from marl_jax.evaluation import crossplay
+from marl_jax.evaluation import policies as policies_lib
+from marl_jax.population import matchmaking
+from marl_jax.population import payoff as payoff_lib
 from marl_jax.population import pbt
+from marl_jax.population import psro as psro_lib
 from marl_jax.replay.table import PopulationQueue
 from marl_jax.runtime.actor import EnvLoop
 from marl_jax.runtime.learner import Learner
@@ -133,14 +158,37 @@ def run(config, exp_dir: str, resume: bool = False,
   learner = Learner(algorithm, population_size, learner_key, devices)
   replay = PopulationQueue(population_size, table.batch_size, table.max_size)
   actor_seed = int(jax.random.randint(actor_seed_key, (), 0, 2**31 - 1))
-  fsp = config.matchmaking == 'fsp'
+  psro_on = config.matchmaking == 'psro'
+  fsp = config.matchmaking in ('fsp', 'psro')  # a ring of frozen snapshots
   pool_size = int(config.get('fsp_pool_size', 0)) if fsp else 0
-  if fsp and (pool_size <= 0 or config.fsp_snapshot_every_updates <= 0):
+  if fsp and (pool_size <= 0 or (not psro_on and
+                                 config.fsp_snapshot_every_updates <= 0)):
     raise config_lib.ConfigError(
-        'matchmaking=fsp needs fsp_pool_size and fsp_snapshot_every_updates '
-        f'> 0, got {config.get("fsp_pool_size")} and '
+        f'matchmaking={config.matchmaking} needs fsp_pool_size and '
+        'fsp_snapshot_every_updates > 0, got '
+        f'{config.get("fsp_pool_size")} and '
         f'{config.get("fsp_snapshot_every_updates")}.')
-  loop = EnvLoop(env_list, algorithm, population_size, config.matchmaking,
+  if psro_on:
+    psro_every = config.get('psro_iteration_updates', 0)
+    psro_solver = config.get('psro_meta_solver', 'replicator')
+    psro_episodes = config.get('psro_eval_episodes', 2)
+    for key, value in (('psro_iteration_updates', psro_every),
+                       ('psro_eval_episodes', psro_episodes)):
+      if not isinstance(value, int) or value <= 0:
+        raise config_lib.ConfigError(
+            f'matchmaking=psro needs {key} > 0, got {value!r}.')
+    if psro_solver not in psro_lib.META_SOLVERS:
+      raise config_lib.ConfigError(
+          f'psro_meta_solver {psro_solver!r} is not available; valid: '
+          f'{", ".join(psro_lib.META_SOLVERS)}.')
+    if population_size != 1:
+      raise config_lib.ConfigError(
+          'matchmaking=psro trains one learning member (population_size=1), '
+          f'got population_size={population_size}.')
+  # Under PSRO the loop starts as FSP with no snapshot (the learner plays
+  # itself) and draws partners by the meta-strategy once there is one.
+  loop = EnvLoop(env_list, algorithm, population_size,
+                 'fsp' if psro_on else config.matchmaking,
                  table.sequence_length, replay.insert, seed=actor_seed,
                  num_frozen=pool_size)
   # Frozen snapshots for fictitious self-play: a ring of pool_size params,
@@ -157,11 +205,18 @@ def run(config, exp_dir: str, resume: bool = False,
 
   pbt_rng = np.random.default_rng([config.seed, 7])
   pbt_window: List[Dict[str, Any]] = []
-
+  # PSRO: names of the snapshots in the ring slots in use, the meta-strategy
+  # over them, and the payoff table of every policy the set ever held.
+  psro_state = dict(iteration=0, slots=[], weights=None,
+                    table=payoff_lib.PayoffTable())
   def runtime_state() -> Dict[str, Any]:
-    return dict(loop=loop.get_state(), replay=replay.get_state(),
-                pbt_rng=pbt_rng.bit_generator.state, pbt_window=pbt_window,
-                pool=dict(pool))
+    state = dict(loop=loop.get_state(), replay=replay.get_state(),
+                 pbt_rng=pbt_rng.bit_generator.state, pbt_window=pbt_window,
+                 pool=dict(pool))
+    if psro_on:
+      state['psro'] = dict(psro_state, slots=list(psro_state['slots']),
+                           table=psro_state['table'].to_dict())
+    return state
 
   def take_snapshot() -> None:
     member = pool['count'] % population_size
@@ -183,6 +238,74 @@ def run(config, exp_dir: str, resume: bool = False,
       return params
     return jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=0), params,
                         jax.device_put(pool['params'], acting_device))
+
+  eval_policy = []  # built on first use, then only its params change
+  metric = ('episode_sparse_reward' if 'sparse_reward' in spec.info_keys
+            else 'episode_return')
+
+  def psro_matches(env, partner: int) -> np.ndarray:
+    """``[episodes, 2]``: the learner's own value of ``metric`` and its
+    partner's (mean over the partner's seats); the learner's seat rotates."""
+    n = spec.num_agents
+    out = np.zeros((psro_episodes, 2))
+    for e in range(psro_episodes):
+      ids = [partner] * n
+      ids[e % n] = 0
+      values = crossplay.play_seated_episode(
+          env, [(eval_policy[0], m) for m in ids], metric).values
+      others = np.delete(values, e % n)
+      out[e] = values[e % n], others.mean() if others.size else values[e % n]
+    return out
+
+  def psro_iteration() -> None:
+    new = f'snapshot_{pool["count"]}'
+    slots, table = psro_state['slots'], psro_state['table']
+    acting = acting_params()
+    seed = int(np.random.default_rng([config.seed, 11, psro_state['iteration']])
+               .integers(2**31 - 1))
+    if not eval_policy:
+      eval_policy.append(policies_lib.PopulationPolicy(
+          algorithm, acting, spec.num_agents, greedy=False, seed=seed))
+    eval_policy[0].set_params(acting, seed=seed)
+    env = config_lib.make_env(config)
+    try:
+      env.set_training_progress(loop.env_steps)
+      for slot, name in enumerate(slots):
+        results = psro_matches(env, population_size + slot)
+        table.update(new, name, results[:, 0])
+        table.update(name, new, results[:, 1])
+      table.update(new, new, psro_matches(env, 0).reshape(-1))
+    finally:
+      env.close()
+    row = {'iteration': float(psro_state['iteration']),
+           'updates': float(learner.steps)}
+    if slots:
+      previous = psro_state['weights']
+      m, _ = table.matrix(slots, slots)
+      against = np.array([table.mean(new, name) for name in slots])
+      row['return_vs_meta_strategy'] = float(previous @ against)
+      row['best_response_gain'] = float(previous @ against -
+                                        previous @ m @ previous)
+    take_snapshot()
+    slot = (pool['count'] - 1) % pool_size
+    if slot < len(slots):
+      slots[slot] = new
+    else:
+      slots.append(new)
+    m, _ = table.matrix(slots, slots)
+    meta = psro_lib.meta_strategy(m, psro_solver)
+    psro_state['weights'] = meta.weights
+    loop.snapshot_weights = meta.weights
+    psro_state['iteration'] += 1
+    table.save(exp_dir)
+    row['exploitability'] = meta.exploitability
+    row['pool_size'] = float(len(slots))
+    for k, name in enumerate(slots):
+      row[f'meta_strategy/slot_{k}'] = float(meta.weights[k])
+      row[f'snapshot_id/slot_{k}'] = float(name[len('snapshot_'):])
+    logger.write('psro', loop.env_steps, row)
+    logging.info('PSRO iteration %d: %s in the set, meta-strategy %s',
+                 psro_state['iteration'], new, np.round(meta.weights, 3))
 
   def pbt_round() -> None:
     scores = _member_means(pbt_window, 'episode_return', population_size)
@@ -224,6 +347,11 @@ def run(config, exp_dir: str, resume: bool = False,
         pbt_window.extend(rt['pbt_window'])
       if fsp and rt.get('pool', {}).get('params') is not None:
         pool.update(rt['pool'])
+      if psro_on and 'psro' in rt:
+        psro_state.update(rt['psro'], slots=list(rt['psro']['slots']),
+                          table=payoff_lib.PayoffTable.from_dict(
+                              rt['psro']['table']))
+        loop.snapshot_weights = psro_state['weights']
     except BaseException:
       checkpointer.close()
       raise
@@ -233,6 +361,13 @@ def run(config, exp_dir: str, resume: bool = False,
   progress = ProgressLine(total_steps=config.num_steps,
                           interval_s=config.progress_every_s,
                           initial_steps=loop.env_steps)
+  if psro_on and pool['count'] == 0:
+    try:
+      psro_iteration()  # The initial policy set: the learner at its start.
+    except BaseException:
+      logger.close()
+      checkpointer.close()
+      raise
   params = acting_params()
   version = learner.steps
   start_steps = loop.env_steps
@@ -279,7 +414,10 @@ def run(config, exp_dir: str, resume: bool = False,
           if (config.get('pbt_every_updates', 0) and
               version % config.pbt_every_updates == 0):
             pbt_round()
-          if fsp and version % config.fsp_snapshot_every_updates == 0:
+          if psro_on and version % psro_every == 0:
+            psro_iteration()
+          elif (fsp and not psro_on and
+                version % config.fsp_snapshot_every_updates == 0):
             take_snapshot()
         if updated:
           params = acting_params()

@@ -136,3 +136,51 @@ def test_fsp_samples_only_existing_snapshots():
     seen.add(('seat', int(np.argmin(ids))))
   assert {P, P + 1} <= seen
   assert {('seat', 0), ('seat', 1), ('seat', 2)} <= seen
+
+
+def test_psro_matchmaking_samples_snapshots_by_the_meta_strategy():
+  rng = np.random.default_rng(0)
+  weights = np.array([0.5, 0.3, 0.2, 0.])
+  P, n = 1, 20_000
+  partners = []
+  for e in range(n):
+    ids = matchmaking.psro(rng, e, 2, P, num_snapshots=4,
+                           snapshot_weights=weights)
+    assert (ids == 0).sum() == 1  # the learner holds exactly one seat
+    partners.append(int(ids[ids != 0][0]) - P)
+  freq = np.bincount(partners, minlength=4) / n
+  sigma = np.sqrt(weights * (1 - weights) / n)
+  assert (np.abs(freq - weights) <= 4 * sigma + 1e-12).all(), freq
+  assert freq[3] == 0.  # a zero weight is never drawn
+  # Unnormalised weights are a mixture too; the learner seat is uniform.
+  seats = [int(np.argmin(matchmaking.psro(rng, 0, 2, P, 2, np.array([2., 2.]))))
+           for _ in range(2000)]
+  assert 900 < sum(seats) < 1100
+  # No snapshot yet: the learner plays itself.
+  np.testing.assert_array_equal(
+      matchmaking.psro(rng, 3, 2, P, 0, snapshot_weights=np.zeros(0)), [0, 0])
+  for k in (0, 2):  # No meta-strategy: no PSRO loop drives this matchmaker.
+    with pytest.raises(ValueError, match='launcher=single'):
+      matchmaking.psro(rng, 0, 2, P, num_snapshots=k)
+  with pytest.raises(ValueError, match='2 non-negative'):
+    matchmaking.psro(rng, 0, 2, P, 2, snapshot_weights=np.array([1., -1.]))
+
+
+def test_meta_strategy_solvers():
+  nash = psro.meta_strategy(RPS, 'nash')
+  np.testing.assert_allclose(nash.weights, [1 / 3] * 3, atol=1e-8)
+  assert abs(nash.exploitability) < 1e-8
+  # Replicator dynamics on the prisoner's dilemma: all weight on defect, and
+  # then no pure policy gains over the mixture.
+  pd = np.array([[3., 0.], [5., 1.]])
+  rd = psro.meta_strategy(pd, 'replicator')
+  assert rd.weights[1] > 0.99 and 0 <= rd.exploitability < 0.05
+  # Rock-paper-scissors from the uniform mixture is a rest point of the
+  # replicator dynamics: weights stay uniform, no pure policy gains.
+  rd = psro.meta_strategy(RPS, 'replicator')
+  np.testing.assert_allclose(rd.weights, [1 / 3] * 3, atol=1e-9)
+  assert abs(rd.exploitability) < 1e-9
+  with pytest.raises(ValueError, match='meta-solver'):
+    psro.meta_strategy(RPS, 'bogus')
+  with pytest.raises(ValueError, match='square'):
+    psro.meta_strategy(np.ones((2, 3)), 'nash')

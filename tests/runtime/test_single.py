@@ -136,3 +136,71 @@ def test_fsp_trains_against_snapshots_and_resumes_exactly(tmp_path):
   assert not np.array_equal(w[0], w[1])
   interrupted = str(tmp_path / 'fsp_resumed')
   assert_resume_is_exact(config, straight, interrupted, stop_after=1000)
+
+
+def test_psro_fills_the_payoff_table_and_resumes_exactly(tmp_path):
+  config = toy_config(matchmaking='psro', num_steps=1600)
+  config.fsp_pool_size = 3
+  config.psro_iteration_updates = 2
+  config.psro_eval_episodes = 2
+  straight = str(tmp_path / 'psro')
+  result = single.run(config, straight)
+  iterations = 1 + result.learner_steps // 2  # the start, then every 2
+  with open(os.path.join(straight, 'psro.csv')) as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == iterations >= 6  # the ring of 3 is refilled
+  for i, r in enumerate(rows):
+    assert int(float(r['iteration'])) == i
+    size = int(float(r['pool_size']))
+    assert size == min(i + 1, 3)
+    weights = [float(r[f'meta_strategy/slot_{k}']) for k in range(size)]
+    assert abs(sum(weights) - 1) < 1e-9 and min(weights) >= 0
+    assert np.isfinite(float(r['exploitability']))
+    if i:
+      assert np.isfinite(float(r['best_response_gain']))
+  from marl_jax.population import payoff  # pylint: disable=g-import-not-at-top
+  table = payoff.PayoffTable.load(straight)
+  assert table.names == [f'snapshot_{k}' for k in range(iterations)]
+  mean, count = table.matrix()
+  # Every policy played each of the (at most 3) policies in the set when it
+  # joined, the oldest of which it then replaced: 2 episodes each way, and
+  # 4 seat values against itself.
+  for i in range(iterations):
+    for j in range(iterations):
+      if i == j:
+        assert count[i, j] == 4
+      elif abs(i - j) <= 3:
+        assert count[i, j] == 2, (i, j)
+      else:
+        assert count[i, j] == 0  # evicted from the ring before they met
+  assert np.isfinite(mean[count > 0]).all()
+  assert ((0 <= mean[count > 0]) & (mean[count > 0] <= 16)).all()
+  assert_resume_is_exact(config, straight, str(tmp_path / 'psro_resumed'),
+                         stop_after=700)
+  assert payoff.PayoffTable.load(str(tmp_path / 'psro_resumed')) == table
+
+
+def test_psro_config_errors(tmp_path):
+  config = toy_config(matchmaking='psro', population_size=2)
+  with pytest.raises(Exception, match='population_size=1'):
+    single.run(config, str(tmp_path / 'a'))
+  config = toy_config(matchmaking='psro')
+  config.psro_meta_solver = 'bogus'
+  with pytest.raises(Exception, match='psro_meta_solver'):
+    single.run(config, str(tmp_path / 'b'))
+
+
+def test_psro_with_the_nash_meta_solver(tmp_path):
+  config = toy_config(matchmaking='psro', num_steps=800)
+  config.fsp_pool_size = 2
+  config.psro_iteration_updates = 2
+  config.psro_meta_solver = 'nash'
+  result = single.run(config, str(tmp_path / 'nash'))
+  with open(tmp_path / 'nash' / 'psro.csv') as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 1 + result.learner_steps // 2
+  for r in rows:
+    w = [float(r[f'meta_strategy/slot_{k}'])
+         for k in range(int(float(r['pool_size'])))]
+    assert abs(sum(w) - 1) < 1e-9 and min(w) >= 0
+    assert float(r['exploitability']) >= -1e-9
