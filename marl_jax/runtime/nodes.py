@@ -97,7 +97,8 @@ class Counter:
     self._logger = None
     self._start = time.monotonic()
 
-  def _log(self, stats: Sequence[Dict[str, Any]], env_steps: int) -> None:
+  def _log(self, stats: Sequence[Dict[str, Any]], env_steps: int,
+           policy_lag: Optional[float]) -> None:
     from marl_jax.utils.logging import MetricLogger  # pylint: disable=g-import-not-at-top
     if self._logger is None:
       self._logger = MetricLogger(self._exp_dir, tensorboard=False)
@@ -105,11 +106,18 @@ class Counter:
     row = {}
     for k in keys:
       row[k] = _member_means(stats, k, self._population_size)
+    if policy_lag is not None:
+      row['actor_policy_lag'] = float(policy_lag)
     self._logger.write('actor', env_steps, row)
 
   def increment(self, env_steps: int = 0, learner_steps: int = 0,
-                episodes: Sequence[Dict[str, Any]] = ()) -> Dict[str, Any]:
-    """Adds counts and finished episodes; returns the totals and ``stop``."""
+                episodes: Sequence[Dict[str, Any]] = (),
+                policy_version: Optional[int] = None) -> Dict[str, Any]:
+    """Adds counts and finished episodes; returns the totals and ``stop``.
+
+    ``policy_version``: the learner step of the params an actor acted with;
+    its lag behind the learner is logged with the episodes.
+    """
     with self._lock:
       self._env_steps += int(env_steps)
       self._learner_steps += int(learner_steps)
@@ -117,7 +125,9 @@ class Counter:
         self._num_episodes += len(episodes)
         self._recent.extend(episodes)
         del self._recent[:-50 * self._population_size]
-        self._log(list(episodes), self._env_steps)
+        lag = (None if policy_version is None else
+               self._learner_steps - int(policy_version))
+        self._log(list(episodes), self._env_steps, lag)
       return self._counts()
 
   def _counts(self) -> Dict[str, Any]:
@@ -507,7 +517,8 @@ class ActorNode:
         if not self._write(pending):
           break
         counts = self._counter.increment(env_steps=taken,
-                                         episodes=loop.pop_episode_stats())
+                                         episodes=loop.pop_episode_stats(),
+                                         policy_version=version)
         total = counts['env_steps']
         if counts['stop']:
           break
