@@ -5,6 +5,8 @@ r"""Trains a population of agents.
   python train.py --env=overcooked/coordination_ring --population_size=4 \
       --config.matchmaking=random --exp_dir=runs/ring
   python train.py --exp_dir=runs/ring --resume --num_steps=3000000
+  python train.py --runtime=anakin --env=jaxmarl/overcooked_cramped_room --algo=ippo
+  python train.py --runtime=anakin --env=jaxmarl/smax_3m --algo=qmix
 
 Everything of a run (config copy, CSV and TensorBoard logs, checkpoints,
 videos) lives in --exp_dir.
@@ -64,7 +66,8 @@ try:
 except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
   _exit_with(_flag_error(e))
 _ENV = flags.DEFINE_string('env', None, 'Environment, e.g. overcooked/cramped_room.')
-_ALGO = flags.DEFINE_string('algo', None, 'Algorithm: impala.')
+_ALGO = flags.DEFINE_string(
+    'algo', None, 'Algorithm: impala, opre, mappo, ippo, qmix, vdn.')
 _POPULATION_SIZE = flags.DEFINE_integer('population_size', None,
                                         'Number of population members.')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Total environment steps.')
@@ -79,6 +82,11 @@ _NUM_ACTORS = flags.DEFINE_integer('num_actors', None, 'Actor (env-loop) nodes.'
 _SEED = flags.DEFINE_integer('seed', None, 'Random seed.')
 _EXP_DIR = flags.DEFINE_string('exp_dir', None,
                                'Run directory (default: runs/<env>_<algo>_<time>).')
+_RUNTIME = flags.DEFINE_enum(
+    'runtime', 'distributed', ['distributed', 'anakin'],
+    'distributed (actors, replay and learner; any environment) or anakin '
+    '(rollout and update in one jitted program; JAX-native environments: '
+    'jax/..., jaxmarl/...).')
 _RESUME = flags.DEFINE_bool('resume', False,
                             'Continue from the latest checkpoint in --exp_dir.')
 _RECORD_VIDEO = flags.DEFINE_bool('record_video', None,
@@ -111,6 +119,8 @@ def _default_config(algo: str, env: str | None):
   spec = importlib.util.spec_from_file_location(f'{algo}_config', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
+  if env and hasattr(module, 'preset_for_env'):
+    preset = module.preset_for_env(env)
   return module.get_config(preset)
 
 
@@ -205,29 +215,50 @@ def _main(argv):
     raise algorithms.UnknownAlgorithmError(
         f'Unknown algorithm {config.algo!r}. Valid algorithms: '
         f'{", ".join(algorithms.ALGORITHMS)}.')
+  anakin_runtime = _RUNTIME.value == 'anakin'
+  if anakin_runtime:
+    if config.env not in envs.list_jax_envs():
+      raise UsageError(f'--runtime=anakin needs a JAX-native environment, and '
+                       f'{config.env!r} is not one; JAX environments: '
+                       f'{", ".join(envs.list_jax_envs())}.')
+    if _RESUME.value:
+      raise UsageError('--resume is not supported with --runtime=anakin yet.')
   try:
-    env = config_lib.make_env(config)
+    if anakin_runtime:
+      from marl_jax.runtime import anakin  # pylint: disable=g-import-not-at-top
+      env = anakin.make_env(config)
+    else:
+      env = config_lib.make_env(config)
   except envs.UnknownEnvironmentError:
     raise
   except (TypeError, ValueError) as e:
     raise UsageError(f'cannot build environment {config.env!r} with '
                      f'env_kwargs={config_lib.env_kwargs(config)}: {e}') from e
   try:  # Config values the algorithm rejects, before anything is written.
-    algorithms.make(config.algo, env.spec(), config)
+    algorithm = algorithms.make(config.algo, env.spec(), config)
   except (TypeError, ValueError, AttributeError, KeyError) as e:
     raise UsageError(f'{config.algo} config: {e}') from e
   finally:
-    env.close()
+    if not anakin_runtime:
+      env.close()
+  if (algorithm.replay_table.joint and not anakin_runtime and
+      config.launcher == 'single'):
+    raise UsageError(f'{config.algo} learns from joint episodes, which the '
+                     'single launcher does not collect: use --launcher=local '
+                     'or ray, or --runtime=anakin.')
 
   os.makedirs(exp_dir, exist_ok=True)
   _write_config(config, exp_dir)
   print(f'train.py: {config.algo} on {config.env}, population '
         f'{config.population_size}, {config.num_steps:,} env steps, '
-        f'launcher {config.launcher}; run dir {exp_dir}', flush=True)
+        f'{"runtime anakin" if anakin_runtime else "launcher " + config.launcher}'
+        f'; run dir {exp_dir}', flush=True)
 
   if _RAY_ADDRESS.value and config.launcher != 'ray':
     raise UsageError('--ray_address needs --launcher=ray.')
-  if config.launcher == 'single':
+  if anakin_runtime:
+    result = anakin.run(config, exp_dir)
+  elif config.launcher == 'single':
     from marl_jax.runtime import single  # pylint: disable=g-import-not-at-top
     result = single.run(config, exp_dir, resume=_RESUME.value)
   else:

@@ -50,7 +50,9 @@ class Algorithm(NamedTuple):
       ActorExtras, core_state)``; ``greedy`` is static.
     initial_core_state: ``batch_size -> core_state``.
     update: ``(LearnerState, Trajectory[B, T+1]) -> (LearnerState, metrics)``
-      for one member; metrics are scalars.
+      for one member (``EpisodeBatch`` instead of ``Trajectory`` when
+      ``replay_table.joint``); metrics are scalars, except ``priorities``
+      ``[B]`` for the replay when it is prioritized.
     replay_table: what actors write and how the learner samples it.
     acting_params: ``(params, env_steps) -> params`` that ``act`` receives,
       for acting that depends on training progress (QMIX's epsilon schedule);

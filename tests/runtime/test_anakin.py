@@ -1,0 +1,300 @@
+"""The anakin runtime: trajectory layout, seed vmapping, learning, the shell."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import mappo as mappo_configs
+from configs import qmix as qmix_configs
+from marl_jax import algorithms
+from marl_jax.algorithms.base import Algorithm
+from marl_jax.envs.base import JaxEnvironment
+from marl_jax.runtime import anakin
+from marl_jax.types import ArraySpec, EnvSpec, StepType, TimeStep
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+class Guess(JaxEnvironment):
+  """A tiny inline game: each step both agents get 1 if their actions sum to
+  the (observed) target, else 0. Episodes last a random 2-4 steps and end
+  terminated (discount 0) when the target was 0, else truncated."""
+
+  def spec(self):
+    return EnvSpec(
+        num_agents=2,
+        observation={'FEATURES': ArraySpec((4,), np.float32),
+                     'GLOBAL': ArraySpec((4,), np.float32),
+                     'AGENT_ID': ArraySpec((2,), np.float32)},
+        num_actions=2, max_episode_steps=4, info_keys=('hits',))
+
+  def _ts(self, step_type, reward, discount, state):
+    t, length, target = state
+    x = jnp.stack([t / 4., length / 4., target == 1, target == 2]).astype(
+        jnp.float32)
+    obs = {'FEATURES': jnp.stack([x, x]), 'GLOBAL': jnp.stack([x, x]),
+           'AGENT_ID': jnp.eye(2, dtype=jnp.float32)}
+    return TimeStep(jnp.int32(step_type), reward, jnp.float32(discount), obs,
+                    {'hits': reward})
+
+  def reset(self, key):
+    k1, k2 = jax.random.split(key)
+    state = (jnp.int32(0), jax.random.randint(k1, (), 2, 5),
+             jax.random.randint(k2, (), 0, 3))
+    return state, self._ts(StepType.FIRST, jnp.zeros(2), 1., state)
+
+  def step(self, state, actions, key):
+    t, length, target = state
+    hit = (jnp.sum(actions) == target).astype(jnp.float32)
+    t1 = t + 1
+    last = t1 >= length
+    new = (t1, length, (target + 1) % 3)
+    discount = jnp.where(last & (target == 0), 0., 1.)
+    ts = self._ts(jnp.where(last, StepType.LAST, StepType.MID),
+                  jnp.full((2,), hit), discount, new)
+    was_last = t >= length
+    reset_state, reset_ts = self.reset(key)
+    pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(was_last, x, y),
+                                     a, b)
+    return pick(reset_state, new), pick(reset_ts, ts)
+
+
+def _ippo_config(**overrides):
+  c = mappo_configs.get_config('toy')
+  c.algo = 'ippo'
+  c.num_envs_per_actor = 4
+  c.sequence_length = 5
+  c.num_minibatches = 2
+  c.network.mlp_sizes = (16,)
+  for k, v in overrides.items():
+    if k.startswith('network.'):
+      c.network[k.split('.')[1]] = v
+    else:
+      c[k] = v
+  return c
+
+
+def _qmix_config(**overrides):
+  c = qmix_configs.get_config('toy')
+  c.num_envs_per_actor = 4
+  c.batch_size = 8
+  c.replay_max_size = 32
+  c.network.mlp_sizes = (16,)
+  c.network.gru_size = 8
+  for k, v in overrides.items():
+    c[k] = v
+  return c
+
+
+def _recording(algo: Algorithm) -> Algorithm:
+  """The algorithm, with an update that returns the batch it was given."""
+
+  def update(state, batch):
+    return state._replace(step=state.step + 1), {'batch': batch}
+
+  return algo._replace(update=update)
+
+
+# ---------------------------------------------------------------- layout
+def test_sequences_have_the_distributed_layout():
+  env = Guess()
+  config = _ippo_config()
+  algo = algorithms.make('ippo', env.spec(), config)
+  train = anakin.make_train(config, env, _recording(algo), num_iterations=4)
+  _, metrics = jax.jit(train)(jax.random.PRNGKey(0))
+  b = jax.tree.map(np.asarray, metrics['batch'])
+  M, N, T = 4, 2, 5
+  assert b.action.shape == (4, 1, M * N, T + 1)  # [iterations, P, B, T+1]
+  # Consecutive sequences overlap by one step, action and logits included.
+  for field in ('action', 'behaviour_logits', 'reward', 'step_type',
+                'prev_action', 'discount'):
+    x = getattr(b, field)
+    np.testing.assert_array_equal(x[1:, :, :, 0], x[:-1, :, :, T], field)
+  np.testing.assert_array_equal(b.observation['FEATURES'][1:, :, :, 0],
+                                b.observation['FEATURES'][:-1, :, :, T])
+  # Rows are (copy, slot): slot = row % N.
+  np.testing.assert_array_equal(
+      b.observation['AGENT_ID'][..., 1], np.broadcast_to(
+          (np.arange(M * N) % N)[:, None], b.action.shape))
+  assert np.all(b.mask == 1.)
+  st = b.step_type.reshape(-1, T + 1)
+  flat = np.concatenate([st[:, :-1], st[:, -1:]], axis=1)
+  # FIRST exactly after LAST; rewards 0 on FIRST; prev_action 0 after FIRST.
+  for seq, pa, a, r in zip(flat, b.prev_action.reshape(-1, T + 1),
+                           b.action.reshape(-1, T + 1),
+                           b.reward.reshape(-1, T + 1)):
+    for t in range(1, T + 1):
+      assert (seq[t] == StepType.FIRST) == (seq[t - 1] == StepType.LAST)
+      if seq[t] == StepType.FIRST:
+        assert pa[t] == 0 and r[t] == 0.
+      else:
+        assert pa[t] == a[t - 1]
+  assert np.any(flat == StepType.LAST)
+  # Episode metrics: each ended episode's return is its number of hits.
+  assert np.all(metrics['episode_hits'][~np.isnan(metrics['episode_hits'])]
+                == metrics['episode_return'][~np.isnan(
+                    metrics['episode_return'])])
+
+
+def test_recurrent_state_and_behaviour_logits_carry_across_iterations():
+  """With a zero learning rate, the learner recomputes exactly the behaviour
+  logits from each sequence's stored initial core state: ratios are 1."""
+  env = Guess()
+  config = _ippo_config(**{'network.core': 'gru', 'network.core_size': 8,
+                           'learning_rate': 0.0})
+  algo = algorithms.make('ippo', env.spec(), config)
+  train = anakin.make_train(config, env, algo, num_iterations=5)
+  _, metrics = jax.jit(train)(jax.random.PRNGKey(1))
+  np.testing.assert_allclose(metrics['approx_kl'], 0., atol=1e-6)
+  np.testing.assert_allclose(metrics['clip_fraction'], 0.)
+
+
+def test_joint_episodes_are_whole_and_padded():
+  env = Guess()
+  config = _qmix_config()
+  algo = algorithms.make('qmix', env.spec(), config)
+  anak = anakin.make_anakin(config, env, algo)
+  state = jax.jit(anak.init)(jax.random.PRNGKey(0))
+  state, metrics = jax.jit(anak.iteration)(state)
+  buf = jax.tree.map(lambda x: np.asarray(x[0]), state.buffer)
+  assert int(buf.size) == 4
+  ep = jax.tree.map(lambda x: x[:4], buf.items)
+  T = 4
+  assert ep.action.shape == (4, T + 1, 2)
+  for b in range(4):
+    st, mask = ep.step_type[b], ep.mask[b]
+    assert st[0] == StepType.FIRST
+    last = int(np.argmax(st == StepType.LAST))
+    assert st[last] == StepType.LAST
+    np.testing.assert_array_equal(mask, np.arange(T + 1) <= last)
+    assert np.all(ep.reward[b, last + 1:] == 0)
+    # The stored length is the episode's (2-4 steps, from FEATURES[1]).
+    assert last == round(ep.observation['FEATURES'][b, 0, 0, 1] * 4)
+  assert float(metrics['env_steps'][0]) == float(np.sum(
+      [np.argmax(s == StepType.LAST) for s in ep.step_type]))
+
+
+# ----------------------------------------------------------- vmapped seeds
+@pytest.mark.parametrize('name', ['ippo', 'qmix'])
+def test_vmapped_seeds_equal_separate_runs(name):
+  env = Guess()
+  config = (_ippo_config(population_size=2) if name == 'ippo' else
+            _qmix_config(population_size=2, prioritized_replay=True))
+  algo = algorithms.make(name, env.spec(), config)
+  train = anakin.make_train(config, env, algo, num_iterations=3)
+  keys = jax.random.split(jax.random.PRNGKey(7), 2)
+  together = jax.jit(jax.vmap(train))(keys)
+  single = jax.jit(train)
+  for i in range(2):
+    alone = single(keys[i])
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(
+        a[i], b, rtol=1e-6, atol=1e-6), together, alone)
+  # Members are independent learners: different params, [iters, P] metrics.
+  p = together[0].learner.params
+  assert any(not np.allclose(x[0, 0], x[0, 1]) for x in jax.tree.leaves(p))
+  assert together[1]['loss'].shape == (2, 3, 2)
+  if name == 'qmix':  # Prioritized replay wrote new priorities.
+    prio = np.asarray(together[0].buffer.priorities)
+    assert len(np.unique(prio[prio > 0])) > 2
+
+
+# ---------------------------------------------------------------- learning
+def _learn(name, preset_overrides, iterations):
+  from marl_jax.envs import registry  # pylint: disable=g-import-not-at-top
+  if 'jax/penalty' not in registry.list_jax_envs():
+    pytest.skip('jax/ games not available')
+  config = (mappo_configs.get_config('toy') if name in ('ippo', 'mappo') else
+            qmix_configs.get_config('toy'))
+  config.algo = name
+  for k, v in preset_overrides.items():
+    config[k] = v
+  env = anakin.make_env(config)
+  algo = algorithms.make(name, env.spec(), config)
+  train = anakin.make_train(config, env, algo, num_iterations=iterations)
+  _, metrics = jax.jit(train)(jax.random.PRNGKey(0))
+  returns = np.asarray(metrics['episode_return'])[:, 0]
+  optimal = env.optimal_return
+  return returns, optimal
+
+
+@pytest.mark.parametrize('name', ['ippo', 'mappo'])
+def test_ppo_learns_to_coordinate_on_penalty(name):
+  returns, optimal = _learn(name, {}, 60)
+  assert np.nanmean(returns[:3]) < 0.5 * optimal  # Random play is poor.
+  assert np.nanmean(returns[-5:]) >= 0.8 * optimal
+
+
+@pytest.mark.parametrize('name', ['qmix', 'vdn'])
+def test_value_decomposition_learns_penalty(name):
+  returns, optimal = _learn(name, {'num_steps': 20_000}, 250)
+  assert np.nanmean(returns[:3]) < 0.5 * optimal
+  assert np.nanmean(returns[-10:]) >= 0.8 * optimal
+
+
+# ------------------------------------------------------------------- shell
+def test_run_writes_logs_and_a_checkpoint(tmp_path):
+  config = _qmix_config(env='jax/penalty', num_steps=2_000,
+                        log_every_updates=5)
+  result = anakin.run(config, str(tmp_path))
+  assert result.env_steps >= 2_000 and result.learner_steps > 0
+  for name in ('actor.csv', 'learner.csv'):
+    assert os.path.exists(tmp_path / name)
+  header = (tmp_path / 'actor.csv').read_text().splitlines()[0]
+  assert 'member_0/episode_return' in header
+  assert os.listdir(tmp_path / 'checkpoints')
+
+
+def test_non_jax_env_is_an_error():
+  with pytest.raises(TypeError, match='JaxEnvironment'):
+    anakin.make_anakin(_ippo_config(), object(),
+                       algorithms.make('ippo', Guess().spec(), _ippo_config()))
+
+
+def test_train_py_refuses_a_non_jax_env_in_one_line(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, os.path.join(_ROOT, 'train.py'), '--runtime=anakin',
+       '--env=overcooked/cramped_room', '--algo=ippo',
+       f'--exp_dir={tmp_path}/run'],
+      capture_output=True, text=True, cwd=str(tmp_path), timeout=300,
+      check=False)
+  assert proc.returncode == 2, proc.stderr
+  errors = [l for l in proc.stderr.splitlines() if 'error' in l]
+  assert len(errors) == 1 and '--runtime=anakin' in errors[0]
+  assert 'Traceback' not in proc.stderr
+
+
+def test_functional_wrappers_add_agent_id_and_global_state():
+  from marl_jax.envs import wrappers  # pylint: disable=g-import-not-at-top
+
+  class NoIds(Guess):
+
+    def spec(self):
+      spec = super().spec()
+      return spec._replace(observation={'FEATURES': spec.observation[
+          'FEATURES']})
+
+    def _ts(self, *args):
+      ts = super()._ts(*args)
+      return ts._replace(observation={'FEATURES': ts.observation['FEATURES']})
+
+    optimal_return = 3.0
+
+  env = wrappers.JaxGlobalState(wrappers.JaxAgentId(NoIds()))
+  spec = env.spec()
+  assert spec.observation['AGENT_ID'].shape == (2,)
+  assert spec.observation['GLOBAL'].shape == (8,)
+  _, ts = jax.jit(env.reset)(jax.random.PRNGKey(0))
+  _, ts = jax.jit(env.step)(_, jnp.zeros(2, jnp.int32), jax.random.PRNGKey(1))
+  np.testing.assert_array_equal(ts.observation['AGENT_ID'], np.eye(2))
+  feats = np.asarray(ts.observation['FEATURES'])
+  np.testing.assert_array_equal(ts.observation['GLOBAL'],
+                                np.stack([feats.reshape(-1)] * 2))
+  assert env.optimal_return == 3.0  # Other attributes are forwarded.
+  with pytest.raises(ValueError, match='already has'):
+    wrappers.JaxAgentId(Guess())
