@@ -125,12 +125,12 @@ def make_program(config, exp_dir: str, resume: bool = False) -> Program:
   return program
 
 
-def check_resumable(config, exp_dir: str) -> None:
+def check_resumable(config, exp_dir: str) -> int:
   """Raises ``CheckpointError`` (naming the step and file) unless the latest
   checkpoint of ``exp_dir`` restores into this config's learner state.
 
   Done before any node starts, so that a bad checkpoint is one clear error
-  rather than a failed learner node.
+  rather than a failed learner node. Returns the checkpoint's env steps.
   """
   import os  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
@@ -146,9 +146,10 @@ def check_resumable(config, exp_dir: str) -> None:
   checkpointer = checkpointing.Checkpointer(
       os.path.join(exp_dir, 'checkpoints'), max_to_keep=None, read_only=True)
   try:
-    checkpointer.restore(target=target)
+    _, meta = checkpointer.restore(target=target)
   finally:
     checkpointer.close()
+  return int(meta.get('env_steps', 0))
 
 
 def actor_thread_env() -> dict:
@@ -179,11 +180,11 @@ def run(config, exp_dir: str, resume: bool = False,
     raise config_lib.ConfigError(
         f'matchmaking={config.matchmaking} and pbt_every_updates run under '
         f'--launcher=single only for now (got launcher {config.launcher!r}).')
-  if resume:
-    check_resumable(config, exp_dir)
+  initial_steps = check_resumable(config, exp_dir) if resume else 0
   program = make_program(config, exp_dir, resume=resume)
   progress = ProgressLine(total_steps=config.num_steps,
-                          interval_s=config.progress_every_s)
+                          interval_s=config.progress_every_s,
+                          initial_steps=initial_steps)
   last = {}
 
   def show(counts):
