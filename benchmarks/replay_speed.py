@@ -97,9 +97,9 @@ def _writer(address, secs, chunk, out, stop):
   while time.monotonic() < deadline and not stop.is_set():
     items = [(0, pool[(n + i) % 8]) for i in range(chunk)]
     while items and not stop.is_set():
-      done = client.insert(items, timeout=0.5)
-      n += done
-      items = items[done:]
+      left = client.insert(items, timeout=0.5)
+      n += len(items) - len(left)
+      items = [items[i] for i in left]
   out.put(('writer', n / (time.monotonic() - t0)))
 
 

@@ -20,6 +20,7 @@ cheap and touch no devices; the work happens in ``run()``.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import pickle
@@ -213,35 +214,65 @@ class ReplayNode:
     self._dropped = 0
 
   def insert(self, items: Sequence[Tuple[int, Any]],
-             timeout: float = 5.0) -> int:
-    """Inserts ``(member, item)`` pairs in order; returns how many went in."""
-    deadline = time.monotonic() + timeout
-    done = 0
-    for member, item in items:
+             timeout: float = 5.0) -> List[int]:
+    """Inserts ``(member, item)`` pairs; returns the positions not inserted.
+
+    Each member's items go in in their order, and a member whose table is full
+    does not hold up the others' (no head-of-line blocking across members).
+    Whatever is not in by ``timeout`` is reported back for the writer to retry.
+    """
+    for member, _ in items:
       if not 0 <= member < self._population_size:
         raise ValueError(f'member {member} is not in a population of '
                          f'{self._population_size}.')
-      table = self._tables[member]
-      while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-          return done
+    pending: Dict[int, collections.deque] = {}
+    for pos, (member, _) in enumerate(items):
+      pending.setdefault(member, collections.deque()).append(pos)
+    deadline = time.monotonic() + timeout
+    stuck_since = None
+    while True:
+      progressed = False
+      for member, queue_ in pending.items():
+        table = self._tables[member]
+        while queue_:
+          try:
+            table.insert(items[queue_[0]][1], timeout=0)
+          except table_lib.ReplayTimeoutError:
+            break
+          queue_.popleft()
+          progressed = True
+      left = [m for m, q in pending.items() if q]
+      now = time.monotonic()
+      if not left or now >= deadline:
+        return sorted(p for q in pending.values() for p in q)
+      if progressed:
+        stuck_since = None
+        continue
+      stuck_since = stuck_since or now
+      with self._lock:
+        starved = self._sampling > 0
+      if (starved and now - stuck_since >= _POLL_S and
+          self.spec.sampler == 'fifo' and self._population_size > 1):
+        # Every pending item is for a full queue while the learner waits for
+        # another member: make room rather than wait for ever.
+        table = self._tables[left[0]]
         try:
-          table.insert(item, timeout=min(_POLL_S, remaining))
-          break
-        except table_lib.ReplayTimeoutError:
+          table.sample(1, timeout=0)
           with self._lock:
-            starved = self._sampling > 0
-          if (starved and self.spec.sampler == 'fifo' and
-              self._population_size > 1 and table.size() >= table.max_size):
-            try:
-              table.sample(1, timeout=0)
-              with self._lock:
-                self._dropped += 1
-            except table_lib.ReplayTimeoutError:
-              pass
-      done += 1
-    return done
+            self._dropped += 1
+        except table_lib.ReplayTimeoutError:
+          pass
+        stuck_since = None
+        continue
+      # Wait for room in one of the tables (briefly: others may free first).
+      member = left[0]
+      try:
+        self._tables[member].insert(items[pending[member][0]][1],
+                                    timeout=min(0.05, deadline - now))
+        pending[member].popleft()
+        stuck_since = None
+      except table_lib.ReplayTimeoutError:
+        pass
 
   def sample(self, timeout: float = 30.0) -> Tuple[Any, Dict[str, np.ndarray]]:
     """One batch per member, ``[P, B, ...]``, and its sampling info.
@@ -539,8 +570,8 @@ class ActorNode:
   def _write(self, pending: List[Tuple[int, Any]]) -> bool:
     """Writes every pending sequence; False if the program stopped first."""
     while pending:
-      done = self._replay.insert(pending)
-      del pending[:done]
+      left = self._replay.insert(pending)
+      pending[:] = [pending[i] for i in left]
       if pending and self._counter.should_stop():
         return False
     return True

@@ -94,7 +94,7 @@ def _item(x):
 def test_replay_node_stacks_each_members_queue_in_order():
   replay = _replay()
   assert replay.insert([(0, _item(1)), (1, _item(10)), (0, _item(2)),
-                        (1, _item(20)), (0, _item(3))]) == 5
+                        (1, _item(20)), (0, _item(3))]) == []
   items, info = replay.sample(timeout=1)
   assert items['x'].shape == (2, 2, 3)  # [P, B, ...]
   np.testing.assert_array_equal(items['x'][:, :, 0], [[1, 2], [10, 20]])
@@ -106,17 +106,27 @@ def test_replay_node_timeouts_lose_nothing():
   replay = _replay(max_size=2)
   # A full queue: the insert reports what went in, the writer keeps the rest.
   assert replay.insert([(0, _item(1)), (0, _item(2)), (0, _item(3))],
-                       timeout=0.3) == 2
+                       timeout=0.3) == [2]
   # Member 1 has nothing: the sample times out, member 0's batch is held.
   with pytest.raises(ReplayTimeoutError):
     replay.sample(timeout=0.3)
-  assert replay.insert([(0, _item(3)), (1, _item(10)), (1, _item(11))]) == 3
+  assert replay.insert([(0, _item(3)), (1, _item(10)), (1, _item(11))]) == []
   items, _ = replay.sample(timeout=1)
   np.testing.assert_array_equal(items['x'][:, :, 0], [[1, 2], [10, 11]])
-  items_next = replay.insert([(0, _item(4)), (1, _item(12)), (1, _item(13))])
-  assert items_next == 3
+  assert replay.insert([(0, _item(4)), (1, _item(12)), (1, _item(13))]) == []
   items, _ = replay.sample(timeout=1)
   np.testing.assert_array_equal(items['x'][:, :, 0], [[3, 4], [12, 13]])
+
+
+def test_a_full_member_queue_does_not_hold_up_the_others():
+  replay = _replay(max_size=2)
+  # Member 0's queue fills after two items; member 1's items behind them still
+  # go in, each member's in order, and member 0's third comes back.
+  left = replay.insert([(0, _item(1)), (0, _item(2)), (0, _item(3)),
+                        (1, _item(10)), (1, _item(11))], timeout=0.3)
+  assert left == [2]
+  items, _ = replay.sample(timeout=1)
+  np.testing.assert_array_equal(items['x'][:, :, 0], [[1, 2], [10, 11]])
 
 
 def test_replay_node_breaks_a_population_deadlock_by_dropping_the_oldest():
@@ -131,7 +141,7 @@ def test_replay_node_breaks_a_population_deadlock_by_dropping_the_oldest():
   # ...while a writer fills member 0's queue and gets stuck on it: its insert
   # goes in by dropping member 0's oldest item instead of waiting for ever.
   assert replay.insert([(0, _item(3)), (0, _item(4)), (0, _item(5))],
-                       timeout=3) == 3
+                       timeout=3) == []
   assert replay.info()['dropped'] == 1
   replay.insert([(1, _item(10)), (1, _item(11))])
   sampler.join(5)
