@@ -251,17 +251,22 @@ class ReplayNode:
       stuck_since = stuck_since or now
       with self._lock:
         starved = self._sampling > 0
-      if (starved and now - stuck_since >= _POLL_S and
+      if (starved and now - stuck_since >= 0.1 and
           self.spec.sampler == 'fifo' and self._population_size > 1):
         # Every pending item is for a full queue while the learner waits for
-        # another member: make room rather than wait for ever.
-        table = self._tables[left[0]]
-        try:
-          table.sample(1, timeout=0)
-          with self._lock:
-            self._dropped += 1
-        except table_lib.ReplayTimeoutError:
-          pass
+        # another member's data, which this writer cannot produce until its
+        # write is done: drop those queues' oldest items to make room for all
+        # of it at once, rather than wait for ever.
+        for member in left:
+          table = self._tables[member]
+          room = table.max_size - table.size()
+          for _ in range(max(0, len(pending[member]) - room)):
+            try:
+              table.sample(1, timeout=0)
+            except table_lib.ReplayTimeoutError:
+              break
+            with self._lock:
+              self._dropped += 1
         stuck_since = None
         continue
       # Wait for room in one of the tables (briefly: others may free first).
