@@ -67,7 +67,7 @@ class Learner:
     self._devices = list(devices or jax.local_devices())
     self._update = make_population_update(algorithm.update, self._devices)
     state = init_population(algorithm, key, population_size)
-    self.state = jax.device_put(state, self._update.replicated)
+    self.set_state(state)
     self.population_size = population_size
 
   @property
@@ -79,6 +79,9 @@ class Learner:
     return int(np.asarray(self.state.step)[0])
 
   def set_state(self, state: LearnerState) -> None:
+    # One buffer per leaf: the update donates the state, and an algorithm may
+    # start with leaves that share a buffer (QMIX's target = its params).
+    state = jax.tree.map(lambda x: np.array(x, copy=True), state)
     self.state = jax.device_put(state, self._update.replicated)
 
   def update(self, batch) -> dict:
