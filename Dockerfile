@@ -16,6 +16,8 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
 COPY requirements.txt .
+# Local packages requirements.txt installs (the Melting Pot assets shim).
+COPY third_party/ third_party/
 # The pinned CPU set, then the CUDA plugin of the same jax version.
 RUN pip install --upgrade pip \
     && pip install -r requirements.txt \
