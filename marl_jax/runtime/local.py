@@ -31,7 +31,7 @@ import traceback
 from typing import Any, Callable, Dict, Optional
 
 from marl_jax.runtime import courier
-from marl_jax.runtime.program import CourierNode, Handle, Program
+from marl_jax.runtime.program import CourierNode, Program, StopSignals
 
 
 class ProgramError(RuntimeError):
@@ -118,23 +118,7 @@ def launch(program: Program, *,
   runnable = {n.label for n in program.nodes if hasattr(n.constructor, 'run')}
   outcomes: Dict[str, Any] = {}
   counter = courier.Client(addresses['counter'], 'counter')
-  interrupted = {'count': 0}
-
-  def on_signal(signum, frame):
-    del frame
-    interrupted['count'] += 1
-    if interrupted['count'] == 1:
-      logging.warning('Received signal %d: stopping the program after a final '
-                      'checkpoint (Ctrl-C again to stop at once).', signum)
-    else:
-      raise KeyboardInterrupt
-
-  previous = {}
-  for sig in (signal.SIGINT, signal.SIGTERM):
-    try:
-      previous[sig] = signal.signal(sig, on_signal)
-    except ValueError:
-      pass  # Not the main thread.
+  interrupted = StopSignals().install()
   stop_sent = False
   try:
     for node in program.nodes:
@@ -164,7 +148,7 @@ def launch(program: Program, *,
           if label not in outcomes:
             raise ProgramError(f'Node {label!r} exited with code {p.exitcode} '
                                'without a result.')
-      if interrupted['count'] and not stop_sent:
+      if interrupted.count and not stop_sent:
         counter.request_stop()
         stop_sent = True
       if 'learner' in outcomes and stop_deadline is None:
@@ -195,7 +179,7 @@ def launch(program: Program, *,
     if progress and counts:
       progress(counts)
     return dict(results=outcomes, counts=counts,
-                interrupted=bool(interrupted['count']))
+                interrupted=bool(interrupted.count))
   finally:
     try:
       if 'counter' in processes and processes['counter'].is_alive():
@@ -205,6 +189,5 @@ def launch(program: Program, *,
     except Exception:  # pylint: disable=broad-except
       pass
     _terminate(processes)
-    for sig, handler in previous.items():
-      signal.signal(sig, handler)
+    interrupted.restore()
     shutil.rmtree(sockets, ignore_errors=True)

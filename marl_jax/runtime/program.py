@@ -15,9 +15,43 @@ DESIGN.md for any algorithm of the contract.
 from __future__ import annotations
 
 import contextlib
+import logging
+import signal
 from typing import Any, Callable, Dict, List, Optional
 
 from marl_jax.utils import config as config_lib
+
+
+class StopSignals:
+  """Ctrl-C/SIGTERM while a launcher runs: the first asks for a graceful stop
+  (``count`` becomes 1; the launcher raises the counter's stop flag), the
+  second raises ``KeyboardInterrupt``. Restores the previous handlers."""
+
+  def __init__(self):
+    self.count = 0
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    self.count += 1
+    if self.count == 1:
+      logging.warning('Received signal %d: stopping the program after a final '
+                      'checkpoint (Ctrl-C again to stop at once).', signum)
+    else:
+      raise KeyboardInterrupt
+
+  def install(self) -> 'StopSignals':
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:
+        pass  # Not the main thread: leave signals alone.
+    return self
+
+  def restore(self) -> None:
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    self._previous = {}
 
 
 class Handle:

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 from typing import Any, Callable, Dict, Optional
 
 from marl_jax.runtime.local import ProgramError
-from marl_jax.runtime.program import CourierNode, Program
+from marl_jax.runtime.program import CourierNode, Program, StopSignals
 
 _DEFAULT_CPUS = {'actor': 1, 'learner': 1}
 
@@ -94,23 +93,7 @@ def launch(program: Program, address: Optional[str] = None, *,
   remote_node = ray.remote(_NodeActor)
   clients: Dict[str, RayClient] = {}
   actors = {}
-  interrupted = {'count': 0}
-
-  def on_signal(signum, frame):
-    del frame
-    interrupted['count'] += 1
-    if interrupted['count'] == 1:
-      logging.warning('Received signal %d: stopping the program after a final '
-                      'checkpoint (Ctrl-C again to stop at once).', signum)
-    else:
-      raise KeyboardInterrupt
-
-  previous = {}
-  for sig in (signal.SIGINT, signal.SIGTERM):
-    try:
-      previous[sig] = signal.signal(sig, on_signal)
-    except ValueError:
-      pass
+  interrupted = StopSignals().install()
   try:
     # Nodes only hold handles of nodes added before them (program order).
     for node in program.nodes:
@@ -138,7 +121,7 @@ def launch(program: Program, address: Optional[str] = None, *,
           outcomes[label] = ray.get(ref)
         except ray.exceptions.RayError as e:
           raise ProgramError(f'Node {label!r} failed: {e}') from None
-      if interrupted['count'] and not stop_sent:
+      if interrupted.count and not stop_sent:
         counter.request_stop()
         stop_sent = True
       if 'learner' in outcomes and stop_deadline is None:
@@ -161,7 +144,7 @@ def launch(program: Program, address: Optional[str] = None, *,
     if progress:
       progress(counts)
     return dict(results=outcomes, counts=counts,
-                interrupted=bool(interrupted['count']))
+                interrupted=bool(interrupted.count))
   finally:
     for actor in actors.values():
       try:
@@ -170,5 +153,4 @@ def launch(program: Program, address: Optional[str] = None, *,
         pass
     if started_here:
       ray.shutdown()
-    for sig, handler in previous.items():
-      signal.signal(sig, handler)
+    interrupted.restore()
