@@ -12,8 +12,14 @@ Lifetime:
     writes a final checkpoint, then everything ends as above. Children ignore
     Ctrl-C themselves, so a checkpoint is never cut short; a second Ctrl-C
     stops them at once.
-  * A node that fails stops the program; ``ProgramError`` names the node and
+  * A node that raises stops the program; ``ProgramError`` names the node and
     carries its traceback.
+  * A node of a restartable group (``actor``, ``evaluator``) whose process
+    dies without reporting (killed by a signal, out of memory) is started
+    again, up to ``max_restarts`` times per node: the counter, replay and
+    learner keep their state, and the new env loop picks up the newest
+    params. Its unfinished sequences are lost, as in any actor crash. Any
+    other node dying stops the program.
   * Children exit when the launcher's process goes away: no orphans.
 """
 
@@ -32,6 +38,7 @@ from typing import Any, Callable, Dict, Optional
 
 from marl_jax.runtime import courier
 from marl_jax.runtime.program import CourierNode, Program, StopSignals
+from marl_jax.runtime.program import RESTART_ENV, RESTARTABLE_GROUPS
 
 
 class ProgramError(RuntimeError):
@@ -91,12 +98,15 @@ def launch(program: Program, *,
            progress_every_s: float = 5.0,
            stop_when: Optional[Callable[[Dict[str, Any]], bool]] = None,
            node_env: Optional[Dict[str, Dict[str, str]]] = None,
-           shutdown_timeout_s: float = 120.) -> Dict[str, Any]:
+           shutdown_timeout_s: float = 120.,
+           max_restarts: int = 3,
+           on_start: Optional[Callable[[str, int], None]] = None
+           ) -> Dict[str, Any]:
   """Runs ``program`` to completion.
 
   Returns:
     ``dict(results={label: run() result}, counts=<the counter's last get()>,
-    interrupted=bool)``.
+    interrupted=bool, restarts={label: times restarted})``.
 
   Args:
     program: the program (its ``counter`` and ``learner`` nodes are required).
@@ -105,6 +115,9 @@ def launch(program: Program, *,
     stop_when: called with the counter's ``get()`` as often as ``progress``;
       True stops the program (a final checkpoint is written).
     shutdown_timeout_s: how long to wait for nodes to finish after the stop.
+    max_restarts: how many times a node of ``RESTARTABLE_GROUPS`` whose
+      process died is started again before the program fails.
+    on_start: called with ``(label, pid)`` whenever a node's process starts.
   """
   labels = [n.label for n in program.nodes]
   if 'counter' not in labels or 'learner' not in labels:
@@ -118,36 +131,60 @@ def launch(program: Program, *,
   runnable = {n.label for n in program.nodes if hasattr(n.constructor, 'run')}
   outcomes: Dict[str, Any] = {}
   counter = courier.Client(addresses['counter'], 'counter')
+  nodes = {n.label: n for n in program.nodes}
+  restarts: Dict[str, int] = {}
   interrupted = StopSignals().install()
   stop_sent = False
+
+  def start(node: CourierNode) -> None:
+    env = dict((node_env or {}).get(node.group, {}))
+    env[RESTART_ENV] = str(restarts.get(node.label, 0))
+    p = ctx.Process(target=_node_main, name=f'marl_jax:{node.label}',
+                    args=(node, addresses, os.getpid(), results, env))
+    p.start()
+    processes[node.label] = p
+    if on_start:
+      on_start(node.label, p.pid)
+
+  def drain() -> None:
+    while not results.empty():
+      label, status, value = results.get()
+      if status == 'error':
+        raise ProgramError(f'Node {label!r} failed: {value}')
+      outcomes[label] = value
+
   try:
     for node in program.nodes:
-      env = dict((node_env or {}).get(node.group, {}))
-      p = ctx.Process(target=_node_main, name=f'marl_jax:{node.label}',
-                      args=(node, addresses, os.getpid(), results, env))
-      p.start()
-      processes[node.label] = p
+      start(node)
     last_progress = time.monotonic()
     stop_deadline = None
     while True:
-      while not results.empty():
-        label, status, value = results.get()
-        if status == 'error':
-          raise ProgramError(f'Node {label!r} failed: {value}')
-        outcomes[label] = value
+      drain()
       if runnable <= set(outcomes):
         break
-      for label, p in processes.items():
+      for label, p in list(processes.items()):
         if not p.is_alive() and label not in outcomes:
           time.sleep(0.5)  # Its error report may still be in the queue.
-          while not results.empty():
-            lab, status, value = results.get()
-            if status == 'error':
-              raise ProgramError(f'Node {lab!r} failed: {value}')
-            outcomes[lab] = value
-          if label not in outcomes:
-            raise ProgramError(f'Node {label!r} exited with code {p.exitcode} '
-                               'without a result.')
+          drain()
+          if label in outcomes:
+            continue
+          how = (f'was killed by signal {-p.exitcode}' if p.exitcode < 0 else
+                 f'exited with code {p.exitcode} without a result')
+          node = nodes[label]
+          if node.group in RESTARTABLE_GROUPS:
+            if stop_sent or 'learner' in outcomes:  # Stopping anyway.
+              logging.warning('Node %r %s while the program stopped.', label,
+                              how)
+              outcomes[label] = None
+              continue
+            if restarts.get(label, 0) < max_restarts:
+              restarts[label] = restarts.get(label, 0) + 1
+              logging.warning('Node %r %s; starting it again (restart %d of '
+                              '%d).', label, how, restarts[label],
+                              max_restarts)
+              start(node)
+              continue
+          raise ProgramError(f'Node {label!r} {how}.')
       if interrupted.count and not stop_sent:
         counter.request_stop()
         stop_sent = True
@@ -179,7 +216,7 @@ def launch(program: Program, *,
     if progress and counts:
       progress(counts)
     return dict(results=outcomes, counts=counts,
-                interrupted=bool(interrupted.count))
+                interrupted=bool(interrupted.count), restarts=restarts)
   finally:
     try:
       if 'counter' in processes and processes['counter'].is_alive():

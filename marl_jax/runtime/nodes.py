@@ -38,6 +38,12 @@ from marl_jax.utils import config as config_lib
 _POLL_S = 0.5
 
 
+def _restarts() -> int:
+  """How many times the launcher has restarted this node's process."""
+  from marl_jax.runtime.program import RESTART_ENV  # pylint: disable=g-import-not-at-top
+  return int(os.environ.get(RESTART_ENV, '0') or 0)
+
+
 def _config(config_dict) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(config_dict)
 
@@ -525,8 +531,8 @@ class ActorNode:
     table = algorithm.replay_table
     T = table.sequence_length
     pending: List[Tuple[int, Any]] = []
-    seed = int(np.random.default_rng([config.seed, 1, self._actor_id])
-               .integers(2**31 - 1))
+    seed = int(np.random.default_rng(
+        [config.seed, 1, self._actor_id, _restarts()]).integers(2**31 - 1))
     loop = EnvLoop(envs, algorithm, config.population_size,
                    config.matchmaking, T,
                    lambda member, seq: pending.append((member, seq)),
@@ -614,8 +620,10 @@ class EvaluatorNode:
           time.sleep(_POLL_S)
           continue
         env_steps = self._counter.get()['env_steps']
+        seed = int(np.random.default_rng(
+            [config.seed, 2, rounds, _restarts()]).integers(2**31 - 1))
         policy = PopulationPolicy(algorithm, params, spec.num_agents,
-                                  greedy=greedy, seed=config.seed + rounds)
+                                  greedy=greedy, seed=seed)
         rows: Dict[str, List[np.ndarray]] = {}
         for member in range(config.population_size):
           members = np.full((spec.num_agents,), member, np.int32)

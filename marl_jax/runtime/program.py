@@ -22,6 +22,15 @@ from typing import Any, Callable, Dict, List, Optional
 from marl_jax.utils import config as config_lib
 
 
+# Groups whose nodes a launcher starts again when their process dies: they
+# hold no state the program needs (the counter, replay and learner do).
+RESTARTABLE_GROUPS = ('actor', 'evaluator')
+# Set in a node's environment: how many times it has been restarted (0 at
+# first). Nodes mix it into their seeds, so that a restarted env loop does not
+# replay the episodes of its first life.
+RESTART_ENV = 'MARL_JAX_NODE_RESTARTS'
+
+
 class StopSignals:
   """Ctrl-C/SIGTERM while a launcher runs: the first asks for a graceful stop
   (``count`` becomes 1; the launcher raises the counter's stop flag), the

@@ -8,6 +8,10 @@ learner's ``run()`` or a sample waiting for data, never holds up the others);
 handles become ``RayClient``s that call the node's methods and wait for the
 result. The node classes are the same as under ``local``.
 
+Faults: nodes of the restartable groups (``actor``, ``evaluator``) are Ray
+actors with ``max_restarts``: when one's process dies, Ray builds it again and
+re-runs its ``run()``, as the ``local`` launcher does.
+
 Placement: actors and the learner ask Ray for ``num_cpus`` (1 each by default,
 ``cpus_per_node`` overrides per group), the replay, counter and evaluator for
 none, so that on a cluster the env loops spread over the machines' cores.
@@ -22,6 +26,7 @@ from typing import Any, Callable, Dict, Optional
 
 from marl_jax.runtime.local import ProgramError
 from marl_jax.runtime.program import CourierNode, Program, StopSignals
+from marl_jax.runtime.program import RESTART_ENV, RESTARTABLE_GROUPS
 
 _DEFAULT_CPUS = {'actor': 1, 'learner': 1}
 
@@ -55,8 +60,15 @@ class _NodeActor:
 
   def __init__(self, node: CourierNode, resolved_args, resolved_kwargs,
                env: Dict[str, str]):
+    import ray  # pylint: disable=g-import-not-at-top
     os.environ.update(env)
+    if ray.get_runtime_context().was_current_actor_reconstructed:
+      # Ray does not say how many times: the new pid keeps seeds apart.
+      os.environ[RESTART_ENV] = str(os.getpid())
     self._obj = node.constructor(*resolved_args, **resolved_kwargs)
+
+  def pid(self) -> int:
+    return os.getpid()
 
   def call(self, method: str, args, kwargs):
     if method.startswith('_'):
@@ -73,8 +85,13 @@ def launch(program: Program, address: Optional[str] = None, *,
            stop_when: Optional[Callable[[Dict[str, Any]], bool]] = None,
            cpus_per_node: Optional[Dict[str, float]] = None,
            node_env: Optional[Dict[str, Dict[str, str]]] = None,
-           shutdown_timeout_s: float = 120.) -> Dict[str, Any]:
-  """Runs ``program`` on Ray; returns as ``local.launch`` does."""
+           shutdown_timeout_s: float = 120.,
+           max_restarts: int = 3,
+           on_start: Optional[Callable[[str, int], None]] = None
+           ) -> Dict[str, Any]:
+  """Runs ``program`` on Ray; returns as ``local.launch`` does (without
+  ``restarts``: Ray restarts nodes itself). ``on_start(label, pid)`` is called
+  once per node, after every node is built."""
   try:
     import ray  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -99,12 +116,17 @@ def launch(program: Program, address: Optional[str] = None, *,
     for node in program.nodes:
       args, kwargs = node.resolved_arguments(
           lambda h: clients[h.node.label])
+      retries = max_restarts if node.group in RESTARTABLE_GROUPS else 0
       actor = remote_node.options(
-          name=None, max_concurrency=32,
+          name=None, max_concurrency=32, max_restarts=retries,
+          max_task_retries=retries,
           num_cpus=cpus.get(node.group, 0)).remote(
               node, args, kwargs, dict((node_env or {}).get(node.group, {})))
       actors[node.label] = actor
       clients[node.label] = RayClient(actor, node.label)
+    if on_start:
+      for label, actor in actors.items():
+        on_start(label, ray.get(actor.pid.remote()))
     runs = {actors[n.label].run.remote(): n.label for n in program.nodes
             if hasattr(n.constructor, 'run')}
     counter = clients['counter']

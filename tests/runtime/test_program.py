@@ -258,6 +258,59 @@ def test_a_failing_node_stops_the_program_and_is_named(tmp_path):
   assert not _child_pids(os.getpid())  # nothing left running
 
 
+@pytest.mark.parametrize('launcher', ['local', 'ray'])
+def test_a_killed_actor_is_restarted_and_the_counts_carry_on(tmp_path,
+                                                              launcher):
+  """SIGKILL to an actor's process mid-run: the launcher starts it again, the
+  counter keeps its totals, and training runs to the end."""
+  import csv  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  if launcher == 'ray':
+    pytest.importorskip('ray')
+    from marl_jax.runtime import ray as launch_lib  # pylint: disable=g-import-not-at-top
+  else:
+    launch_lib = local
+  config = _toy_config(launcher, num_steps=10_000)
+  config.eval_every_updates = 0
+  exp_dir = str(tmp_path / 'run')
+  prog = program_lib.make_program(config, exp_dir)
+  pids = {}
+  starts = []
+  seen = []
+  at_kill = {}
+
+  def on_start(label, pid):
+    pids[label] = pid
+    starts.append(label)
+
+  def progress(counts):
+    seen.append(counts)
+    if not at_kill and counts['env_steps'] >= 3_000:
+      at_kill.update(counts, pid=pids['actor_0'])
+      os.kill(pids['actor_0'], signal.SIGKILL)
+
+  out = launch_lib.launch(prog, progress=progress, progress_every_s=0.2,
+                          on_start=on_start)
+  assert at_kill, 'the run ended before the kill'
+  assert not os.path.exists(f'/proc/{at_kill["pid"]}') or launcher == 'ray'
+  counts = out['counts']
+  assert counts['env_steps'] >= config.num_steps
+  assert counts['learner_steps'] > at_kill['learner_steps']
+  # The counter was never reset: its totals only grew, through the kill.
+  steps = [c['env_steps'] for c in seen]
+  assert steps == sorted(steps)
+  with open(os.path.join(exp_dir, 'actor.csv')) as f:
+    logged = [float(r['step']) for r in csv.DictReader(f)]
+  assert logged == sorted(logged) and logged[-1] >= at_kill['env_steps']
+  # actor_0's run() finished: in its second life (Ray raises for a dead
+  # actor's task unless it restarted it and ran the task again).
+  assert out['results']['actor_0']['env_steps'] > 0
+  if launcher == 'local':
+    assert out['restarts'] == {'actor_0': 1}
+    assert starts.count('actor_0') == 2 and pids['actor_0'] != at_kill['pid']
+  assert not _child_pids(os.getpid()) or launcher == 'ray'
+
+
 def test_resumed_program_continues_counting_from_its_checkpoint(tmp_path):
   config = _toy_config('local', num_steps=4_000)
   config.eval_every_updates = 0
@@ -293,6 +346,60 @@ def test_ctrl_c_stops_every_node_after_a_final_checkpoint(tmp_path):
   assert os.listdir(os.path.join(exp_dir, 'checkpoints'))
   time.sleep(0.5)
   alive = [c for c in children if os.path.exists(f'/proc/{c}')]
+  assert not alive, f'orphans: {alive}'
+
+
+_FAIL_LEARNER = """
+import os
+if os.environ.get('MARL_JAX_TEST_FAIL_LEARNER_AT'):
+  from marl_jax.runtime import learner as _learner
+  _update = _learner.Learner.update
+  _at = int(os.environ['MARL_JAX_TEST_FAIL_LEARNER_AT'])
+
+  def _failing_update(self, batch):
+    if self.steps >= _at:
+      raise FloatingPointError(f'injected learner failure at update {_at}')
+    return _update(self, batch)
+
+  _learner.Learner.update = _failing_update
+"""
+
+
+def test_a_learner_error_stops_every_node_and_train_py_exits_nonzero(
+    tmp_path):
+  """The learner raises mid-run (injected into every process of train.py by
+  a sitecustomize on PYTHONPATH): every node stops, train.py exits 1 and
+  prints the learner's error, and no process is left."""
+  root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+  inject = tmp_path / 'inject'
+  inject.mkdir()
+  (inject / 'sitecustomize.py').write_text(_FAIL_LEARNER)
+  env = dict(os.environ)
+  env.pop('XLA_FLAGS', None)
+  env['PYTHONPATH'] = os.pathsep.join(
+      [str(inject), root] + [p for p in [env.get('PYTHONPATH')] if p])
+  env['MARL_JAX_TEST_FAIL_LEARNER_AT'] = '30'
+  exp_dir = str(tmp_path / 'run')
+  proc = subprocess.Popen(
+      [sys.executable, 'train.py', '--config=configs/impala.py:toy',
+       '--num_steps=100000000', f'--exp_dir={exp_dir}', '--launcher=local'],
+      cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True)
+  children = []
+  deadline = time.monotonic() + 120
+  while proc.poll() is None and time.monotonic() < deadline:
+    children = sorted(set(children) | set(_child_pids(proc.pid)))
+    time.sleep(0.2)
+  out, _ = proc.communicate(timeout=60)
+  assert proc.returncode == 1, out
+  assert "Node 'learner' failed" in out, out
+  assert 'FloatingPointError: injected learner failure at update 30' in out
+  assert len(children) >= 5  # counter, replay, learner, 2 actors, evaluator
+  deadline = time.monotonic() + 30
+  alive = children
+  while alive and time.monotonic() < deadline:
+    time.sleep(0.5)
+    alive = [c for c in children if os.path.exists(f'/proc/{c}')]
   assert not alive, f'orphans: {alive}'
 
 
