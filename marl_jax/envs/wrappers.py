@@ -91,6 +91,11 @@ class AgentId(Wrapper):
         observation={**timestep.observation, self.KEY: self._ids})
 
 
+_HAS_GLOBAL = ('The environment already has a GLOBAL observation of its own; '
+               "leave 'global_state' out of env_wrappers "
+               "(e.g. --config.env_wrappers='()').")
+
+
 class GlobalState(Wrapper):
   """Adds ``GLOBAL``: all agents' ``key`` observations, flattened and joined.
 
@@ -102,11 +107,11 @@ class GlobalState(Wrapper):
   def __init__(self, env: Environment, key: str = 'FEATURES'):
     super().__init__(env)
     spec = env.spec()
+    if self.KEY in spec.observation:
+      raise ValueError(_HAS_GLOBAL)
     if key not in spec.observation:
       raise ValueError(f'GlobalState: observation {key!r} not found; the '
                        f'environment has {sorted(spec.observation)}.')
-    if self.KEY in spec.observation:
-      raise ValueError(f'The environment already has a {self.KEY} observation.')
     self._key = key
     self._n = spec.num_agents
     size = self._n * int(np.prod(spec.observation[key].shape))
@@ -273,12 +278,11 @@ class JaxGlobalState(JaxWrapper):
   def __init__(self, env: JaxEnvironment, key: str = 'FEATURES'):
     super().__init__(env)
     spec = env.spec()
+    if GlobalState.KEY in spec.observation:
+      raise ValueError(_HAS_GLOBAL)
     if key not in spec.observation:
       raise ValueError(f'GlobalState: observation {key!r} not found; the '
                        f'environment has {sorted(spec.observation)}.')
-    if GlobalState.KEY in spec.observation:
-      raise ValueError(f'The environment already has a {GlobalState.KEY} '
-                       'observation.')
     self._key, self._n = key, spec.num_agents
     size = self._n * int(np.prod(spec.observation[key].shape))
     self._spec = spec._replace(observation={

@@ -473,7 +473,8 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None):
   last_ckpt = time.monotonic()
 
   def save(force=False):
-    ckpt.save(env_steps, dict(learner=state.learner), metadata=dict(
+    # The same layout as the distributed runtime's, so load_run reads both.
+    ckpt.save(env_steps, dict(learner=state.learner, runtime=b''), metadata=dict(
         env_steps=env_steps, learner_steps=int(np.asarray(
             state.learner.step)[0]), algo=config.algo, env=config.env,
         population_size=int(config.population_size), runtime='anakin'),
