@@ -23,7 +23,22 @@ and the report. A run's own payoff table (payoff.json in its run dir,
 written by PSRO training) is shown in the report when present (--nopayoff
 hides it).
 
-Melting Pot scenarios are not available yet.
+Melting Pot scenarios (runs trained on ``meltingpot/<substrate>``):
+
+  python evaluate.py --exp_dir=runs/cooking --scenarios=all \
+      --scenario_background=bots --num_episodes=10
+
+plays, as Melting Pot's protocol does, every member of each --exp_dir run in
+control of all focal players of each scenario (``--scenarios=all``: every
+scenario of the run's substrate; or names, e.g.
+``collaborative_cooking__cramped_0,collaborative_cooking__cramped_1``), and
+reports the focal per-capita return per scenario (with a 95% interval) and its
+mean over the scenarios. Focal players act on Melting Pot's permitted
+observations only (never ``GLOBAL``). The background players are the
+scenario's official bots (``bots``, the default; they need Melting Pot's
+assets archive) or ``random``, ``noop``, or a run directory (its member 0).
+Writes scenarios.json, scenarios.csv, scenarios.md and scenarios_heatmap.png
+(see marl_jax/evaluation/scenarios.py); cross-play is not run.
 """
 
 from __future__ import annotations
@@ -57,6 +72,17 @@ _PAYOFF = flags.DEFINE_bool(
 _METRIC = flags.DEFINE_string(
     'metric', None, 'Episode statistic to report (default: '
     'episode_sparse_reward when the env has it, else episode_return).')
+_SCENARIOS = flags.DEFINE_string(
+    'scenarios', None, 'Melting Pot scenarios to evaluate the runs on instead '
+    'of cross-play: comma-separated names, or all (every scenario of the '
+    'runs\' substrate).')
+_SCENARIO_BACKGROUND = flags.DEFINE_string(
+    'scenario_background', 'bots', 'With --scenarios: the background players: '
+    'bots (the official ones), random, noop, or a run directory (member 0).')
+_SCENARIO_MAX_STEPS = flags.DEFINE_integer(
+    'scenario_max_steps', None, 'With --scenarios: cap episodes at this many '
+    'steps (default: the substrate\'s own length, as Melting Pot\'s '
+    'protocol).')
 
 
 class UsageError(Exception):
@@ -71,6 +97,11 @@ def _main(argv):
   if _NUM_EPISODES.value <= 0:
     raise UsageError(f'--num_episodes must be positive, got '
                      f'{_NUM_EPISODES.value}.')
+  if _SCENARIOS.value is not None:
+    return _scenarios_main()
+  for flag in (_SCENARIO_BACKGROUND, _SCENARIO_MAX_STEPS):
+    if flags.FLAGS[flag.name].present:
+      raise UsageError(f'--{flag.name} is for --scenarios.')
   # pylint: disable=g-import-not-at-top
   from marl_jax.evaluation import report
   from marl_jax.evaluation import scripted
@@ -124,6 +155,63 @@ def _main(argv):
   paths = report.write_report(out_dir, blocks, runs, env_name, metric,
                               _NUM_EPISODES.value, elo_ratings=elo_ratings,
                               run_payoffs=run_payoffs)
+  with open(paths['markdown']) as f:
+    print(f.read())
+  for k, p in paths.items():
+    print(f'evaluate.py: {k}: {p}')
+
+
+def _scenarios_main():
+  """``--scenarios``: Melting Pot's focal per-capita return protocol."""
+  # pylint: disable=g-import-not-at-top
+  from marl_jax.envs import meltingpot
+  from marl_jax.evaluation import scenarios
+  # pylint: enable=g-import-not-at-top
+  for flag in (_HELDOUT, _ENV, _ELO, _METRIC):
+    if flags.FLAGS[flag.name].present:
+      raise UsageError(f'--{flag.name} is for cross-play; it cannot be used '
+                       'with --scenarios.')
+  max_steps = _SCENARIO_MAX_STEPS.value
+  if max_steps is not None and max_steps <= 0:
+    raise UsageError(f'--scenario_max_steps must be positive, got {max_steps}.')
+  names = {}
+  for d in _EXP_DIR.value:
+    if not os.path.isdir(d):
+      raise UsageError(f'{d} is not a directory (expected a train.py run dir).')
+    name = os.path.basename(os.path.normpath(d))
+    if name in names and os.path.realpath(names[name]) != os.path.realpath(d):
+      raise UsageError(f'Two runs are both named {name!r}; give run dirs '
+                       'with different names.')
+    names[name] = d
+  # Every name and flag is checked before any run is loaded.
+  plan = []
+  for d in names.values():
+    substrate = scenarios.substrate_of_env(scenarios.run_env(d), d)
+    plan.append((d, substrate,
+                 scenarios.resolve_scenarios(_SCENARIOS.value, substrate, d)))
+  background = scenarios.background(_SCENARIO_BACKGROUND.value,
+                                    [p[1] for p in plan], _SEED.value + 1)
+  make_env = scenarios.scenario_env_factory(background, _SEED.value, max_steps)
+  if background == 'bots' and not meltingpot.bots_installed():
+    make_env(plan[0][2][0]).close()  # says how to install them
+
+  def progress(run, scenario, member, returns):
+    print(f'evaluate.py: {run}[{member}] on {scenario}: focal per-capita '
+          f'return {returns.mean():.2f} ({len(returns)} episodes)',
+          file=sys.stderr, flush=True)
+
+  results, runs = [], {}
+  for d, substrate, scenario_names in plan:
+    run = scenarios.load_run(d)
+    runs[run.name] = dict(exp_dir=d, env=run.env, env_steps=run.env_steps)
+    results.append(scenarios.evaluate_run(
+        run.name, substrate, scenario_names, make_env,
+        scenarios.focal_policy_factory(run, _GREEDY.value, _SEED.value),
+        run.size, _NUM_EPISODES.value, progress))
+  out_dir = _OUT_DIR.value or os.path.join(_EXP_DIR.value[0], 'eval')
+  paths = scenarios.write_report(out_dir, results, runs,
+                                 _SCENARIO_BACKGROUND.value,
+                                 _NUM_EPISODES.value, max_steps)
   with open(paths['markdown']) as f:
     print(f.read())
   for k, p in paths.items():

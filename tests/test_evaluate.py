@@ -145,3 +145,56 @@ def test_elo_flag_and_a_runs_payoff_table(tmp_path):
   r = run('evaluate.py', f'--exp_dir={run_dir}', '--heldout=scripted:nope')
   assert r.returncode == 2 and 'scripted:greedy' in r.stderr
   assert 'Traceback' not in r.stderr
+
+
+def test_meltingpot_scenarios_of_a_tiny_run(tmp_path):
+  from marl_jax.envs import meltingpot  # pylint: disable=g-import-not-at-top
+  if meltingpot.package_dir() is None:
+    import pytest  # pylint: disable=g-import-not-at-top
+    pytest.skip('dm-meltingpot is not installed')
+  run_dir = str(tmp_path / 'cook')
+  _train_single(run_dir, 'meltingpot', num_steps=40, population_size=2,
+                num_actors=1, num_envs_per_actor=1, sequence_length=5,
+                batch_size=2, replay_max_size=4, num_learner_devices=1,
+                **{'env_kwargs.max_episode_steps': 10,
+                   'network.conv_channels': (4,), 'network.conv_kernels': (3,),
+                   'network.conv_strides': (4,), 'network.mlp_sizes': (8,),
+                   'network.lstm_size': 4})
+  scenario = 'collaborative_cooking__cramped_1'
+  out = str(tmp_path / 'eval')
+  # The background: the run itself (member 0), as TrainedPolicy plays it.
+  r = run('evaluate.py', f'--exp_dir={run_dir}', f'--scenarios={scenario}',
+          f'--scenario_background={run_dir}', '--scenario_max_steps=15',
+          '--num_episodes=2', f'--out_dir={out}')
+  assert r.returncode == 0, r.stderr
+  assert '| scenario | cook[0] | cook[1] |' in r.stdout
+  assert f'cook[1] on {scenario}' in r.stderr  # progress
+  with open(os.path.join(out, 'scenarios.csv')) as f:
+    rows = list(csv.DictReader(f))
+  assert [(row['run'], row['member'], row['scenario']) for row in rows] == [
+      ('cook', '0', scenario), ('cook', '1', scenario)]
+  for row in rows:
+    assert row['num_episodes'] == '2'
+    # Cooking scores 0 or 20 per delivered soup; 15 steps deliver none.
+    assert 0. <= float(row['focal_per_capita_return']) <= 20.
+    assert float(row['ci95']) >= 0.
+  with open(os.path.join(out, 'scenarios.json')) as f:
+    doc = json.load(f)
+  assert doc['background'] == run_dir and doc['max_episode_steps'] == 15
+  assert doc['runs']['cook']['substrate'] == 'collaborative_cooking__cramped'
+  assert doc['runs']['cook']['scenarios'] == [scenario]
+  assert len(doc['substrate_mean']) == 2
+  with open(os.path.join(out, 'scenarios_heatmap.png'), 'rb') as f:
+    assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+  # Bad requests: one line naming the problem, no traceback.
+  os.makedirs(tmp_path / 'oc')
+  with open(tmp_path / 'oc' / 'config.json', 'w') as f:
+    json.dump({'env': 'overcooked/cramped_room'}, f)
+  r = run('evaluate.py', f'--exp_dir={tmp_path}/oc', '--scenarios=all')
+  assert r.returncode == 2 and 'trained on overcooked/cramped_room' in r.stderr
+  assert 'Traceback' not in r.stderr
+  if not meltingpot.bots_installed():
+    r = run('evaluate.py', f'--exp_dir={run_dir}', f'--scenarios={scenario}')
+    assert r.returncode == 2 and 'official Melting Pot bots' in r.stderr
+    assert '--scenario_background=random' in r.stderr
+    assert 'Traceback' not in r.stderr

@@ -128,9 +128,17 @@ def cross_play(env: Environment, pop_a: Policy, size_a: int, pop_b: Policy,
         seat_values[i, j, e] = (episode.values if a_first else
                                 episode.values[::-1])
         zero_sum &= episode.zero_sum
-  mean = values.mean(-1)
-  if num_episodes > 1:
-    ci = 1.96 * values.std(-1, ddof=1) / np.sqrt(num_episodes)
-  else:
-    ci = np.full_like(mean, np.nan)
+  mean, ci = mean_ci95(values)
   return CrossPlayResult(mean, ci, values, metric, seat_values, bool(zero_sum))
+
+
+def mean_ci95(values: np.ndarray):
+  """``(mean, half-width of the 95% normal-approximation interval)`` over
+  the last axis (episodes): ``1.96 * std (ddof=1) / sqrt(n)``; NaN for n = 1.
+  """
+  values = np.asarray(values, np.float64)
+  n = values.shape[-1]
+  mean = values.mean(-1)
+  if n > 1:
+    return mean, 1.96 * values.std(-1, ddof=1) / np.sqrt(n)
+  return mean, np.full_like(mean, np.nan)

@@ -38,9 +38,11 @@ def load_run(exp_dir: str, step: Optional[int] = None):
   spec = env.spec()
   env.close()
   algorithm = algorithms.make(config.algo, spec, config)
+  # Shapes only: initialising the population for real compiles every op of
+  # init eagerly (several seconds), only to be overwritten by the checkpoint.
   target = dict(
-      learner=learner_lib.init_population(algorithm, jax.random.PRNGKey(0),
-                                          config.population_size),
+      learner=jax.eval_shape(lambda: learner_lib.init_population(
+          algorithm, jax.random.PRNGKey(0), config.population_size)),
       runtime=b'')
   checkpointer = checkpointing.Checkpointer(
       os.path.join(exp_dir, 'checkpoints'), max_to_keep=None)

@@ -235,11 +235,7 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
                          partner_run=b.partner, partner_member=j,
                          mean=float(r.mean[i, j]), ci95=float(r.ci95[i, j]),
                          episodes=num_episodes))
-  with open(paths['csv'] + '.tmp', 'w', newline='') as f:
-    w = csv.DictWriter(f, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-  os.replace(paths['csv'] + '.tmp', paths['csv'])
+  write_csv(paths['csv'], rows)
   doc = dict(env=env_name, metric=metric, num_episodes=num_episodes,
              runs={k: dict(exp_dir=v.exp_dir, population_size=v.size,
                            env_steps=v.env_steps,
@@ -251,16 +247,10 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
                 for p, r, g, sc in sorted(
                     zip(*elo_ratings), key=lambda x: -x[1])]
     doc['elo'] = elo_rows
-    with open(paths['elo'] + '.tmp', 'w', newline='') as f:
-      w = csv.DictWriter(f, fieldnames=list(elo_rows[0]))
-      w.writeheader()
-      w.writerows(elo_rows)
-    os.replace(paths['elo'] + '.tmp', paths['elo'])
+    write_csv(paths['elo'], elo_rows)
   if run_payoffs:
     doc['run_payoff_tables'] = {k: t.to_dict() for k, t in run_payoffs.items()}
-  with open(paths['json'] + '.tmp', 'w') as f:
-    json.dump(doc, f, indent=2)
-  os.replace(paths['json'] + '.tmp', paths['json'])
+  write_json(paths['json'], doc)
 
   # Markdown: the summary, then one matrix per block.
   lines = [f'# Evaluation on {env_name}', '',
@@ -297,19 +287,61 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
   for name, table in run_payoffs.items():
     lines += _payoff_markdown(f'Payoff table saved with {name} '
                               f'({payoff_lib.FILENAME})', table)
-  with open(paths['markdown'] + '.tmp', 'w') as f:
-    f.write('\n'.join(lines) + '\n')
-  os.replace(paths['markdown'] + '.tmp', paths['markdown'])
+  write_text(paths['markdown'], '\n'.join(lines) + '\n')
 
   _heatmap(paths['heatmap'], blocks, env_name, metric)
   return paths
 
 
-def _heatmap(path: str, blocks: Sequence[Block], env_name: str,
-             metric: str) -> None:
+def write_csv(path: str, rows: Sequence[Dict[str, object]]) -> None:
+  """``rows`` (dicts with the same keys) as a CSV file, written atomically."""
+  with open(path + '.tmp', 'w', newline='') as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+  os.replace(path + '.tmp', path)
+
+
+def write_json(path: str, doc) -> None:
+  with open(path + '.tmp', 'w') as f:
+    json.dump(doc, f, indent=2)
+  os.replace(path + '.tmp', path)
+
+
+def write_text(path: str, text: str) -> None:
+  with open(path + '.tmp', 'w') as f:
+    f.write(text)
+  os.replace(path + '.tmp', path)
+
+
+def heatmap(path: str, matrix: np.ndarray, row_labels: Sequence[str],
+            col_labels: Sequence[str], xlabel: str, ylabel: str, title: str,
+            fmt: str = '.0f') -> None:
+  """A PNG of ``matrix`` (NaN cells left blank), values written in cells."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(max(5.5, 2.5 + 0.9 * len(col_labels)),
+                                  max(4.5, 2.0 + 0.6 * len(row_labels))))
+  im = ax.imshow(matrix, cmap='viridis')
+  ax.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha='right')
+  ax.set_yticks(range(len(row_labels)), row_labels)
+  for (i, j), v in np.ndenumerate(matrix):
+    if np.isfinite(v):
+      ax.text(j, i, format(v, fmt), ha='center', va='center',
+              color='w' if v < np.nanmean(matrix) else 'k', fontsize=8)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title, fontsize=9)
+  fig.colorbar(im, ax=ax, fraction=0.046)
+  fig.tight_layout()
+  fig.savefig(path + '.tmp.png', dpi=100)
+  plt.close(fig)
+  os.replace(path + '.tmp.png', path)
+
+
+def _heatmap(path: str, blocks: Sequence[Block], env_name: str,
+             metric: str) -> None:
   focal_names = list(dict.fromkeys(b.focal for b in blocks))
   partner_names = list(dict.fromkeys(b.partner for b in blocks))
   by = {(b.focal, b.partner): b.result.mean for b in blocks}
@@ -331,21 +363,5 @@ def _heatmap(path: str, blocks: Sequence[Block], env_name: str,
         matrix[r0:r0 + m.shape[0], c0:c0 + m.shape[1]] = m
       c0 += sizes[p]
     r0 += by[(f, f)].shape[0]
-  fig, ax = plt.subplots(figsize=(max(5.5, 2.5 + 0.9 * len(col_labels)),
-                                  max(4.5, 2.0 + 0.6 * len(row_labels))))
-  im = ax.imshow(matrix, cmap='viridis')
-  ax.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha='right')
-  ax.set_yticks(range(len(row_labels)), row_labels)
-  for (i, j), v in np.ndenumerate(matrix):
-    if np.isfinite(v):
-      ax.text(j, i, f'{v:.0f}', ha='center', va='center',
-              color='w' if v < np.nanmean(matrix) else 'k', fontsize=8)
-  ax.set_xlabel('partner')
-  ax.set_ylabel('focal member')
-  ax.set_title(f'cross-play on {env_name}\n{metric}, mean over episodes',
-               fontsize=9)
-  fig.colorbar(im, ax=ax, fraction=0.046)
-  fig.tight_layout()
-  fig.savefig(path + '.tmp.png', dpi=100)
-  plt.close(fig)
-  os.replace(path + '.tmp.png', path)
+  heatmap(path, matrix, row_labels, col_labels, 'partner', 'focal member',
+          f'cross-play on {env_name}\n{metric}, mean over episodes')
