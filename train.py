@@ -258,9 +258,6 @@ def _main(argv):
     raise UsageError('--ray_address needs --launcher=ray.')
   if anakin_runtime:
     result = anakin.run(config, exp_dir)
-  elif config.launcher == 'single':
-    from marl_jax.runtime import single  # pylint: disable=g-import-not-at-top
-    result = single.run(config, exp_dir, resume=_RESUME.value)
   else:
     from marl_jax.runtime import program  # pylint: disable=g-import-not-at-top
     from marl_jax.runtime.local import ProgramError  # pylint: disable=g-import-not-at-top

@@ -44,10 +44,13 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
   c.psro_iteration_updates = 100
   c.psro_eval_episodes = 2
   c.psro_meta_solver = 'replicator'
-  # Population-based training: every pbt_every_updates learner updates, the
-  # bottom pbt_truncation of members (by mean episode return since the last
-  # round) copy a top member and perturb its hyperparameters. 0 turns it off.
+  # Population-based training (launcher single): every pbt_every_updates
+  # learner updates, each member plays pbt_eval_episodes self-play evaluation
+  # episodes (scored on the sparse reward where the env has one, else the
+  # return); the bottom pbt_truncation of members copy a top member's weights
+  # and optimiser state and perturb its hyperparameters. 0 turns it off.
   c.pbt_every_updates = 0
+  c.pbt_eval_episodes = 2
   c.pbt_truncation = 0.25
   c.pbt_perturb_factors = (0.8, 1.25)
   c.pbt_learning_rate_bounds = (1e-5, 1e-2)

@@ -2,9 +2,6 @@
 
 ``TableSpec`` is what an algorithm asks of the replay: what actors write
 (fixed-length sequences or whole episodes) and how the learner samples them.
-``PopulationQueue`` is the in-process FIFO queue table used by the ``single``
-launcher: one queue per population member, so that every member receives a
-batch of its own experience in each update.
 ``Table`` is a thread-safe table with Reverb's semantics (a sampler, a remover,
 ``max_size``, ``max_times_sampled`` and a rate limiter), the core that the
 replay server wraps.
@@ -12,7 +9,6 @@ replay server wraps.
 
 from __future__ import annotations
 
-import collections
 import math
 import threading
 import time
@@ -51,66 +47,6 @@ class TableSpec(NamedTuple):
 def stack(items: Sequence[Any]) -> Any:
   """Stacks a list of pytrees of numpy arrays on a new leading axis."""
   return jax.tree.map(lambda *xs: np.stack(xs), *items)
-
-
-class PopulationQueue:
-  """FIFO queues of items, one per population member.
-
-  ``sample()`` returns ``[population_size, batch_size, ...]`` once every member
-  has ``batch_size`` items; members that produce faster than they are consumed
-  lose their oldest items past ``max_size`` (counted in ``num_dropped``).
-  """
-
-  def __init__(self, population_size: int, batch_size: int, max_size: int):
-    if population_size <= 0 or batch_size <= 0:
-      raise ValueError('population_size and batch_size must be positive, got '
-                       f'{population_size} and {batch_size}.')
-    if max_size < batch_size:
-      raise ValueError(f'replay max_size ({max_size}) must be at least the batch '
-                       f'size ({batch_size}).')
-    self._batch_size = batch_size
-    self._queues: List[collections.deque] = [
-        collections.deque() for _ in range(population_size)]
-    self._max_size = max_size
-    self.num_inserted = 0
-    self.num_dropped = 0
-
-  def insert(self, member: int, item: Any) -> None:
-    q = self._queues[member]
-    q.append(item)
-    self.num_inserted += 1
-    if len(q) > self._max_size:
-      q.popleft()
-      self.num_dropped += 1
-
-  def can_sample(self) -> bool:
-    return all(len(q) >= self._batch_size for q in self._queues)
-
-  def sizes(self) -> List[int]:
-    return [len(q) for q in self._queues]
-
-  def sample(self) -> Optional[Any]:
-    """Pops one batch per member, stacked ``[P, B, ...]``; None if any is short."""
-    if not self.can_sample():
-      return None
-    per_member = []
-    for q in self._queues:
-      per_member.append(stack([q.popleft() for _ in range(self._batch_size)]))
-    return stack(per_member)
-
-  # Exact resume: the queue's contents are part of a run's state.
-  def get_state(self) -> Any:
-    return dict(queues=[list(q) for q in self._queues],
-                num_inserted=self.num_inserted, num_dropped=self.num_dropped)
-
-  def set_state(self, state: Any) -> None:
-    if len(state['queues']) != len(self._queues):
-      raise ValueError(
-          f'Saved replay has {len(state["queues"])} members, this run has '
-          f'{len(self._queues)}.')
-    self._queues = [collections.deque(q) for q in state['queues']]
-    self.num_inserted = state['num_inserted']
-    self.num_dropped = state['num_dropped']
 
 
 # -----------------------------------------------------------------------------
@@ -264,6 +200,16 @@ class Table:
                rate_limiters.Queue(max_size), max_times_sampled=1, seed=seed)
 
   @classmethod
+  def evicting_queue(cls, name: str, max_size: int,
+                     min_size_to_sample: int = 1, seed: int = 0) -> 'Table':
+    """A FIFO queue whose inserts never block: when full, an insert evicts
+    the oldest item (counted in ``info().num_evicted``)."""
+    _check_max_size(name, max_size)
+    return cls(name, samplers.Fifo(), samplers.Fifo(), max_size,
+               rate_limiters.MinSize(min_size_to_sample), max_times_sampled=1,
+               seed=seed)
+
+  @classmethod
   def stack(cls, name: str, max_size: int, seed: int = 0) -> 'Table':
     """A LIFO stack: each item sampled once, newest first."""
     _check_max_size(name, max_size)
@@ -401,6 +347,11 @@ class Table:
   def size(self) -> int:
     with self._lock:
       return len(self._items)
+
+  def items(self) -> List[Any]:
+    """The items held, in insertion order (e.g. to checkpoint a queue)."""
+    with self._lock:
+      return [self._items[k] for k in sorted(self._items)]
 
   def info(self) -> TableInfo:
     with self._lock:

@@ -125,6 +125,11 @@ class EnvLoop:
     self._episode_stats: List[Dict[str, Any]] = []
     self._start_all_episodes()
 
+  @property
+  def spec(self):
+    """The environments' ``EnvSpec``."""
+    return self._spec
+
   # ---------------------------------------------------------------- episodes
   def _new_members(self) -> np.ndarray:
     kwargs = {}

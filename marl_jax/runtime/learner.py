@@ -92,3 +92,14 @@ class Learner:
   def params_on(self, device: jax.Device):
     """A copy of the population's params on ``device`` (for acting)."""
     return jax.device_put(self.state.params, device)
+
+
+def learner_devices(config) -> list:
+  """The first ``num_learner_devices`` local devices (0: all of them)."""
+  devices = jax.local_devices()
+  n = config.num_learner_devices or len(devices)
+  if n > len(devices):
+    from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
+    raise config_lib.ConfigError(
+        f'num_learner_devices={n} but only {len(devices)} local devices exist.')
+  return devices[:n]

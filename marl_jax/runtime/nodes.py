@@ -57,13 +57,15 @@ def _spec_and_algorithm(config):
 
 
 def make_member_table(spec: table_lib.TableSpec, member: int, seed: int,
-                      config=None) -> table_lib.Table:
+                      config=None, evicting: bool = False) -> table_lib.Table:
   """One member's table for an algorithm's ``TableSpec``.
 
   Sampling starts once a batch is in (``min_size_to_sample`` in the config
   overrides). ``samples_per_insert`` (and ``error_buffer``) in the config turn
   on Reverb's SampleToInsertRatio limiter for uniform and prioritized tables;
-  ``priority_alpha`` is the prioritized sampler's exponent.
+  ``priority_alpha`` is the prioritized sampler's exponent. ``evicting``: a
+  fifo table is a queue whose full inserts evict the oldest item rather than
+  block (the ``single`` launcher, whose one thread cannot wait for itself).
   """
   config = config or {}
   name = f'member_{member}'
@@ -71,6 +73,9 @@ def make_member_table(spec: table_lib.TableSpec, member: int, seed: int,
   spi = config.get('samples_per_insert', None)
   error_buffer = config.get('error_buffer', None)
   if spec.sampler == 'fifo':
+    if evicting:
+      return table_lib.Table.evicting_queue(name, spec.max_size,
+                                            spec.batch_size, seed=seed)
     return table_lib.Table.queue(name, spec.max_size, seed=seed)
   if spec.sampler == 'uniform':
     return table_lib.Table.uniform(
@@ -203,21 +208,24 @@ class ReplayNode:
   ``info()['dropped']``.
   """
 
-  def __init__(self, config_dict, table_spec: Optional[table_lib.TableSpec] = None):
+  def __init__(self, config_dict, table_spec: Optional[table_lib.TableSpec] = None,
+               evicting: bool = False):
     config = _config(config_dict)
     if table_spec is None:
       _, algorithm = _spec_and_algorithm(config)
       table_spec = algorithm.replay_table
     self.spec = table_spec
     self._population_size = int(config.population_size)
+    self._evicting = evicting and table_spec.sampler == 'fifo'
     self._tables = [make_member_table(table_spec, m, seed=int(config.seed) + m,
-                                      config=config)
+                                      config=config, evicting=evicting)
                     for m in range(self._population_size)]
     self._sampling = 0  # samples currently waiting
     self._lock = threading.Lock()
     self._sample_lock = threading.Lock()
     self._held: List[Any] = [None] * self._population_size
     self._dropped = 0
+    self._evicted_before = 0  # evictions before a resume (evicting queues)
 
   def insert(self, items: Sequence[Tuple[int, Any]],
              timeout: float = 5.0) -> List[int]:
@@ -312,6 +320,29 @@ class ReplayNode:
                 table_size=np.stack([b.table_size for b in batches]))
     return items, info
 
+  def can_sample(self) -> bool:
+    """Whether every member's table holds a batch (queue tables)."""
+    return all(t.size() >= self.spec.batch_size for t in self._tables)
+
+  def get_state(self) -> Dict[str, Any]:
+    """The contents of evicting queue tables, oldest first (exact resume)."""
+    if not self._evicting:
+      raise NotImplementedError('Only evicting queue tables are checkpointed.')
+    return dict(items=[t.items() for t in self._tables],
+                evicted=[t.info().num_evicted for t in self._tables])
+
+  def set_state(self, state: Dict[str, Any]) -> None:
+    if len(state['items']) != self._population_size:
+      raise ValueError(f'The saved replay has {len(state["items"])} members, '
+                       f'this run has {self._population_size}.')
+    for m, (table, items) in enumerate(zip(self._tables, state['items'])):
+      if table.size():
+        raise ValueError(f'set_state needs empty tables; member {m} has '
+                         f'{table.size()} items.')
+      for item in items:
+        table.insert(item, timeout=0)
+    self._evicted_before = sum(state['evicted'])
+
   def update_priorities(self, member: int, keys, priorities) -> None:
     self._tables[member].update_priorities(keys, priorities)
 
@@ -319,8 +350,11 @@ class ReplayNode:
     infos = [t.info() for t in self._tables]
     inserts = sum(i.num_inserts for i in infos)
     samples = sum(i.num_samples for i in infos)
+    dropped = self._dropped
+    if self._evicting:
+      dropped += self._evicted_before + sum(i.num_evicted for i in infos)
     return dict(sizes=[i.size for i in infos], inserts=inserts,
-                samples=samples, dropped=self._dropped,
+                samples=samples, dropped=dropped,
                 samples_per_insert=samples / inserts if inserts else 0.,
                 insert_blocked_s=sum(i.insert_blocked_seconds for i in infos),
                 sample_blocked_s=sum(i.sample_blocked_seconds for i in infos))
@@ -332,7 +366,12 @@ class ReplayNode:
 
 # ----------------------------------------------------------------------------
 class LearnerNode:
-  """Trains the population from the replay; the program's variable source."""
+  """Trains the population from the replay; the program's variable source.
+
+  ``run()`` is what the ``local`` and ``ray`` launchers call: ``setup()``,
+  then ``step(batch)`` for every batch a prefetching thread samples, then
+  ``finish()``. The ``single`` launcher calls the same three itself.
+  """
 
   def __init__(self, config_dict, exp_dir: str, replay, counter,
                resume: bool = False):
@@ -343,6 +382,10 @@ class LearnerNode:
     self._resume = resume
     self._variables: Tuple[int, Any] = (-1, None)
     self._variables_lock = threading.Lock()
+    self.learner = None
+    # Extra state for the checkpoint: a callable returning a picklable dict
+    # (the single launcher's env loops and replay, for exact resume).
+    self.extra_state = None
 
   def get_variables(self, known_version: int = -1) -> Tuple[int, Any]:
     """``(version, params [P, ...])``; params None if not newer than known."""
@@ -361,21 +404,27 @@ class LearnerNode:
         for p, n in zip(info['probabilities'], info['table_size'])
     ]).astype(np.float32)
 
-  def _publish(self, version: int, params) -> None:
+  def publish(self) -> None:
+    """Makes the learner's current params the variable source's."""
     import jax  # pylint: disable=g-import-not-at-top
-    host = jax.tree.map(np.asarray, params)
+    host = jax.tree.map(np.asarray, self.learner.state.params)
     with self._variables_lock:
-      self._variables = (version, host)
+      self._variables = (self.version, host)
 
-  def run(self) -> Dict[str, Any]:
+  def setup(self) -> Dict[str, Any]:
+    """Builds the learner (restoring it on resume) and publishes its params.
+
+    Returns the checkpoint's runtime state (``{}`` for a new run).
+    """
     import jax  # pylint: disable=g-import-not-at-top
     from marl_jax.runtime.learner import Learner  # pylint: disable=g-import-not-at-top
-    from marl_jax.runtime.single import learner_devices  # pylint: disable=g-import-not-at-top
+    from marl_jax.runtime.learner import learner_devices  # pylint: disable=g-import-not-at-top
     from marl_jax.utils import checkpointing  # pylint: disable=g-import-not-at-top
     from marl_jax.utils.logging import MetricLogger  # pylint: disable=g-import-not-at-top
 
     config = self._config
     _, algorithm = _spec_and_algorithm(config)
+    self.algorithm = algorithm
     table = self._table = algorithm.replay_table
     devices = learner_devices(config)
     if table.batch_size % len(devices):
@@ -384,29 +433,113 @@ class LearnerNode:
           f'learner devices ({len(devices)}); set --config.num_learner_devices.')
     key = jax.random.PRNGKey(config.seed)
     learner_key, _ = jax.random.split(key)
-    learner = Learner(algorithm, config.population_size, learner_key, devices)
+    self.learner = Learner(algorithm, config.population_size, learner_key,
+                           devices)
     ckpt_dir = os.path.join(self._exp_dir, 'checkpoints')
-    checkpointer = checkpointing.Checkpointer(
+    self._checkpointer = checkpointing.Checkpointer(
         ckpt_dir, max_to_keep=config.max_checkpoints_to_keep)
+    runtime = {}
     try:
       if self._resume:
-        target = dict(learner=learner.state, runtime=b'')
-        restored, _ = checkpointer.restore(target=target)
-        learner.set_state(restored['learner'])
-        runtime = pickle.loads(restored['runtime']) if restored['runtime'] else {}
+        target = dict(learner=self.learner.state, runtime=b'')
+        restored, meta = self._checkpointer.restore(target=target)
+        self.learner.set_state(restored['learner'])
+        try:
+          runtime = (pickle.loads(restored['runtime'])
+                     if restored['runtime'] else {})
+        except Exception as e:  # A checkpoint of another layout or version.
+          raise checkpointing.CheckpointError(
+              f'The checkpoint at step {meta.get("env_steps")} in {ckpt_dir} '
+              f'has a runtime state this run cannot use: {e}') from e
         if 'counter' in runtime:
           self._counter.set_state(runtime['counter'])
-      version = learner.steps
-      self._publish(version, learner.state.params)
-      logger = MetricLogger(self._exp_dir)
-      try:
-        return self._train(config, learner, checkpointer, logger, version)
-      finally:
-        logger.close()
-    finally:
-      checkpointer.close()
+      self.version = self.learner.steps
+      self.publish()
+      self._logger = MetricLogger(self._exp_dir)
+    except BaseException:
+      self._checkpointer.close()
+      raise
+    self._prioritized = table.sampler == 'prioritized'
+    self._last_ckpt = self._last_log = time.monotonic()
+    return runtime
 
-  def _train(self, config, learner, checkpointer, logger, version):
+  def step(self, item, batch_wait_s: float = 0.) -> Dict[str, Any]:
+    """One update on ``item = (batch [P, B, ...], sampling info)``: publishes
+    the new params, counts the update, logs, checkpoints when due.
+    Returns the update's metrics."""
+    config = self._config
+    batch, info = item
+    ages = (self.version - np.asarray(batch.policy_version)
+            if hasattr(batch, 'policy_version') else None)
+    if self._prioritized:
+      batch = batch._replace(weight=self._weights(info, config))
+    metrics = dict(self.learner.update(batch))
+    if 'priorities' in metrics:
+      # [P, B] new priorities of the sampled items (e.g. |TD error|).
+      priorities = np.asarray(metrics.pop('priorities'))
+      if self._prioritized:
+        for m in range(config.population_size):
+          self._replay.update_priorities(m, info['keys'][m], priorities[m])
+    self.version += 1
+    self.publish()
+    counts = self._counter.increment(learner_steps=1)
+    if self.version % config.log_every_updates == 0:
+      m = {k: np.asarray(v) for k, v in metrics.items()}
+      if ages is not None:
+        m['policy_lag'] = ages.mean(axis=1).astype(np.float64)
+      info = self._replay.info()
+      m['replay_samples_per_insert'] = float(info['samples_per_insert'])
+      m['replay_dropped'] = float(info['dropped'])
+      m['replay_size'] = float(np.mean(info['sizes']))
+      m['batch_wait_s'] = float(batch_wait_s)
+      now = time.monotonic()
+      m['updates_per_s'] = config.log_every_updates / max(
+          now - self._last_log, 1e-9)
+      self._last_log = now
+      self._logger.write('learner', counts['env_steps'], m)
+    if time.monotonic() - self._last_ckpt >= config.checkpoint_every_s:
+      self.save()
+      self._last_ckpt = time.monotonic()
+    return metrics
+
+  def save(self, force: bool = False) -> None:
+    config = self._config
+    counts = self._counter.get_state()
+    runtime = dict(counter=counts)
+    if self.extra_state is not None:
+      runtime.update(self.extra_state())
+    state = dict(learner=self.learner.state, runtime=pickle.dumps(runtime))
+    self._checkpointer.save(
+        counts['env_steps'], state,
+        metadata=dict(env_steps=counts['env_steps'],
+                      learner_steps=self.learner.steps, algo=config.algo,
+                      env=config.env, population_size=config.population_size),
+        force=force)
+
+  def finish(self, save: bool = True) -> None:
+    """Writes the final checkpoint (unless ``save`` is False, after an error:
+    the latest checkpoint stays the last consistent one) and closes files."""
+    try:
+      if save:
+        self.save(force=True)
+        self._checkpointer.wait()
+    finally:
+      self._logger.close()
+      self._checkpointer.close()
+
+  def run(self) -> Dict[str, Any]:
+    self.setup()
+    ok = False
+    try:
+      self._train()
+      ok = True
+    finally:
+      self.finish(save=ok)
+    self._counter.request_stop()
+    return dict(learner_steps=self.version)
+
+  def _train(self) -> None:
+    config = self._config
     batches: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
@@ -436,77 +569,31 @@ class LearnerNode:
 
     thread = threading.Thread(target=prefetch, daemon=True, name='prefetch')
     thread.start()
-
-    def save(force=False):
-      counts = self._counter.get_state()
-      state = dict(learner=learner.state,
-                   runtime=pickle.dumps(dict(counter=counts)))
-      checkpointer.save(counts['env_steps'], state,
-                        metadata=dict(env_steps=counts['env_steps'],
-                                      learner_steps=learner.steps,
-                                      algo=config.algo, env=config.env,
-                                      population_size=config.population_size),
-                        force=force)
-
-    prioritized = self._table.sampler == 'prioritized'
-    last_ckpt = time.monotonic()
-    last_log = time.monotonic()
     waited_since = time.monotonic()
     try:
-      while True:
-        if self._counter.should_stop():
-          break
+      while not self._counter.should_stop():
         try:
           item = batches.get(timeout=_POLL_S)
         except queue.Empty:
           continue
         if isinstance(item, Exception):
           raise item
-        batch, info = item
-        ages = (version - np.asarray(batch.policy_version)
-                if hasattr(batch, 'policy_version') else None)
-        fetch_wait = time.monotonic() - waited_since
-        if prioritized:
-          batch = batch._replace(weight=self._weights(info, config))
-        metrics = dict(learner.update(batch))
-        if 'priorities' in metrics:
-          # [P, B] new priorities of the sampled items (e.g. |TD error|).
-          priorities = np.asarray(metrics.pop('priorities'))
-          if prioritized:
-            for m in range(config.population_size):
-              self._replay.update_priorities(m, info['keys'][m], priorities[m])
-        version += 1
-        self._publish(version, learner.state.params)
-        counts = self._counter.increment(learner_steps=1)
-        if version % config.log_every_updates == 0:
-          m = {k: np.asarray(v) for k, v in metrics.items()}
-          if ages is not None:
-            m['policy_lag'] = ages.mean(axis=1).astype(np.float64)
-          info = self._replay.info()
-          m['replay_samples_per_insert'] = float(info['samples_per_insert'])
-          m['replay_dropped'] = float(info['dropped'])
-          m['replay_size'] = float(np.mean(info['sizes']))
-          m['batch_wait_s'] = float(fetch_wait)
-          now = time.monotonic()
-          m['updates_per_s'] = config.log_every_updates / max(now - last_log,
-                                                              1e-9)
-          last_log = now
-          logger.write('learner', counts['env_steps'], m)
+        self.step(item, batch_wait_s=time.monotonic() - waited_since)
         waited_since = time.monotonic()
-        if time.monotonic() - last_ckpt >= config.checkpoint_every_s:
-          save()
-          last_ckpt = time.monotonic()
     finally:
       stop.set()
-    save(force=True)
-    checkpointer.wait()
-    self._counter.request_stop()
-    return dict(learner_steps=version)
 
 
 # ----------------------------------------------------------------------------
 class ActorNode:
-  """An env loop over M copies, writing to the replay (see runtime/actor.py)."""
+  """An env loop over M copies, writing to the replay (see runtime/actor.py).
+
+  ``run()`` (the ``local`` and ``ray`` launchers) is ``setup()`` and then
+  ``step()`` until the program stops; the ``single`` launcher calls ``step()``
+  itself. Under fictitious self-play and PSRO (``single`` only) the variable
+  source's params hold ``fsp_pool_size`` frozen snapshots after the
+  population's members.
+  """
 
   def __init__(self, config_dict, actor_id: int, replay, learner, counter):
     self._config = _config(config_dict)
@@ -514,72 +601,91 @@ class ActorNode:
     self._replay = replay
     self._learner = learner
     self._counter = counter
+    self.loop = None
 
-  def run(self) -> Dict[str, Any]:
+  def setup(self) -> bool:
+    """Builds the envs and the loop, and waits for the first params.
+
+    False if the program stopped before any params were published."""
     import jax  # pylint: disable=g-import-not-at-top
+    from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
     from marl_jax.runtime.actor import EnvLoop  # pylint: disable=g-import-not-at-top
 
     config = self._config
-    if config.matchmaking == 'fsp':
-      raise config_lib.ConfigError(
-          'matchmaking=fsp runs under --launcher=single only for now.')
-    envs = [config_lib.make_env(config)
-            for _ in range(config.num_envs_per_actor)]
-    spec = envs[0].spec()
-    from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
-    algorithm = algorithms.make(config.algo, spec, config)
-    table = algorithm.replay_table
-    T = table.sequence_length
-    pending: List[Tuple[int, Any]] = []
-    seed = int(np.random.default_rng(
-        [config.seed, 1, self._actor_id, _restarts()]).integers(2**31 - 1))
-    loop = EnvLoop(envs, algorithm, config.population_size,
-                   config.matchmaking, T,
-                   lambda member, seq: pending.append((member, seq)),
-                   seed=seed,
-                   joint_episodes=bool(getattr(table, 'joint', False)))
-    device = jax.local_devices()[0]
+    self._envs = [config_lib.make_env(config)
+                  for _ in range(config.num_envs_per_actor)]
     try:
-      version, params = self._wait_for_params()
-      if params is None:
-        return dict(env_steps=0)
-      params = jax.device_put(params, device)
-      period = int(config.get('variable_update_period', 1))
-      since_fetch = 0
-      total = self._counter.get()['env_steps']
+      spec = self._envs[0].spec()
+      algorithm = algorithms.make(config.algo, spec, config)
+      table = algorithm.replay_table
+      self._T = table.sequence_length
+      self._pending: List[Tuple[int, Any]] = []
+      seed = int(np.random.default_rng(
+          [config.seed, 1, self._actor_id, _restarts()]).integers(2**31 - 1))
+      snapshots = config.matchmaking in ('fsp', 'psro')
+      self.loop = EnvLoop(
+          self._envs, algorithm, config.population_size,
+          'fsp' if config.matchmaking == 'psro' else config.matchmaking,
+          self._T, lambda member, seq: self._pending.append((member, seq)),
+          seed=seed,
+          num_frozen=int(config.get('fsp_pool_size', 0)) if snapshots else 0,
+          joint_episodes=bool(getattr(table, 'joint', False)))
+      self._device = jax.local_devices()[0]
+      self._period = int(config.get('variable_update_period', 1))
+      self._version, self._params = -1, None
       while True:
-        if since_fetch >= period:
-          new_version, new_params = self._learner.get_variables(version)
-          if new_params is not None:
-            version, params = new_version, jax.device_put(new_params, device)
-          since_fetch = 0
-        taken = loop.run(params, T, policy_version=version,
-                         total_env_steps=total)
-        since_fetch += taken
-        if not self._write(pending):
+        self._version, params = self._learner.get_variables(-1)
+        if params is not None:
           break
-        counts = self._counter.increment(env_steps=taken,
-                                         episodes=loop.pop_episode_stats(),
-                                         policy_version=version)
-        total = counts['env_steps']
-        if counts['stop']:
-          break
-    finally:
-      for env in envs:
-        env.close()
-    return dict(env_steps=loop.env_steps)
+        if self._counter.should_stop():
+          return False
+        time.sleep(0.1)
+      self._params = jax.device_put(params, self._device)
+      self._since_fetch = 0
+      self._total = self._counter.get_state()['env_steps']
+    except BaseException:
+      self.close()
+      raise
+    return True
 
-  def _wait_for_params(self):
-    while True:
-      version, params = self._learner.get_variables(-1)
+  def step(self) -> bool:
+    """Plays ``T`` steps of every copy, writes what they finished to the
+    replay and reports to the counter. False once the program should stop."""
+    import jax  # pylint: disable=g-import-not-at-top
+    if self._since_fetch >= self._period:
+      version, params = self._learner.get_variables(self._version)
       if params is not None:
-        return version, params
-      if self._counter.should_stop():
-        return version, None
-      time.sleep(0.1)
+        self._version = version
+        self._params = jax.device_put(params, self._device)
+      self._since_fetch = 0
+    taken = self.loop.run(self._params, self._T, policy_version=self._version,
+                          total_env_steps=self._total)
+    self._since_fetch += taken
+    if not self._write():
+      return False
+    counts = self._counter.increment(env_steps=taken,
+                                     episodes=self.loop.pop_episode_stats(),
+                                     policy_version=self._version)
+    self._total = counts['env_steps']
+    return not counts['stop']
 
-  def _write(self, pending: List[Tuple[int, Any]]) -> bool:
+  def run(self) -> Dict[str, Any]:
+    try:
+      if not self.setup():
+        return dict(env_steps=0)
+      while self.step():
+        pass
+    finally:
+      self.close()
+    return dict(env_steps=self.loop.env_steps)
+
+  def close(self) -> None:
+    for env in getattr(self, '_envs', ()):
+      env.close()
+
+  def _write(self) -> bool:
     """Writes every pending sequence; False if the program stopped first."""
+    pending = self._pending
     while pending:
       left = self._replay.insert(pending)
       pending[:] = [pending[i] for i in left]
@@ -590,54 +696,78 @@ class ActorNode:
 
 # ----------------------------------------------------------------------------
 class EvaluatorNode:
-  """Plays evaluation episodes with the newest params, per member."""
+  """Plays evaluation episodes with the newest params, per member.
+
+  Every ``eval_every_updates`` learner updates: ``eval_episodes`` self-play
+  episodes per member (``eval_greedy``: argmax actions), their mean return
+  (and info sums) per member written to ``evaluator.csv``. ``run()`` polls;
+  the ``single`` launcher calls ``step()`` after its updates.
+  """
 
   def __init__(self, config_dict, exp_dir: str, learner, counter):
     self._config = _config(config_dict)
     self._exp_dir = exp_dir
     self._learner = learner
     self._counter = counter
+    self._env = self._logger = None
+
+  def setup(self) -> None:
+    from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
+    from marl_jax.utils.logging import MetricLogger  # pylint: disable=g-import-not-at-top
+    config = self._config
+    self._env = config_lib.make_env(config)
+    self._spec = self._env.spec()
+    self._algorithm = algorithms.make(config.algo, self._spec, config)
+    self._every = int(config.eval_every_updates)
+    self._last = -self._every
+    self.rounds = 0
+    self._logger = MetricLogger(self._exp_dir, tensorboard=False)
+
+  def step(self) -> bool:
+    """Evaluates the newest params if ``eval_every_updates`` have passed
+    since the last evaluation; returns whether it did."""
+    import jax  # pylint: disable=g-import-not-at-top
+    from marl_jax.evaluation.policies import PopulationPolicy, play_episode  # pylint: disable=g-import-not-at-top
+    config = self._config
+    version, params = self._learner.get_variables(self._last + self._every - 1)
+    if params is None:
+      return False
+    env_steps = self._counter.get_state()['env_steps']
+    seed = int(np.random.default_rng(
+        [config.seed, 2, self.rounds, _restarts()]).integers(2**31 - 1))
+    # Only the population's members (FSP snapshots may follow them).
+    params = jax.tree.map(lambda x: x[:config.population_size], params)
+    policy = PopulationPolicy(self._algorithm, params, self._spec.num_agents,
+                              greedy=bool(config.get('eval_greedy', False)),
+                              seed=seed)
+    episodes = int(config.get('eval_episodes', 2))
+    rows: Dict[str, List[np.ndarray]] = {}
+    for member in range(config.population_size):
+      members = np.full((self._spec.num_agents,), member, np.int32)
+      results = [play_episode(self._env, policy, members)[0]
+                 for _ in range(episodes)]
+      for k in results[0]:
+        rows.setdefault(k, []).append(
+            np.mean([np.mean(r[k]) for r in results]))
+    self._logger.write('evaluator', env_steps,
+                       {k: np.asarray(v, np.float64) for k, v in rows.items()}
+                       | {'learner_steps': float(version)})
+    self._last = version
+    self.rounds += 1
+    return True
 
   def run(self) -> Dict[str, Any]:
-    from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
-    from marl_jax.evaluation.policies import PopulationPolicy, play_episode  # pylint: disable=g-import-not-at-top
-    from marl_jax.utils.logging import MetricLogger  # pylint: disable=g-import-not-at-top
-
-    config = self._config
-    env = config_lib.make_env(config)
-    spec = env.spec()
-    algorithm = algorithms.make(config.algo, spec, config)
-    every = int(config.eval_every_updates)
-    episodes = int(config.get('eval_episodes', 2))
-    greedy = bool(config.get('eval_greedy', False))
-    logger = MetricLogger(self._exp_dir, tensorboard=False)
-    last = -every
-    rounds = 0
+    self.setup()
     try:
       while not self._counter.should_stop():
-        version, params = self._learner.get_variables(last + every - 1)
-        if params is None:
+        if not self.step():
           time.sleep(_POLL_S)
-          continue
-        env_steps = self._counter.get()['env_steps']
-        seed = int(np.random.default_rng(
-            [config.seed, 2, rounds, _restarts()]).integers(2**31 - 1))
-        policy = PopulationPolicy(algorithm, params, spec.num_agents,
-                                  greedy=greedy, seed=seed)
-        rows: Dict[str, List[np.ndarray]] = {}
-        for member in range(config.population_size):
-          members = np.full((spec.num_agents,), member, np.int32)
-          results = [play_episode(env, policy, members)[0]
-                     for _ in range(episodes)]
-          for k in results[0]:
-            rows.setdefault(k, []).append(
-                np.mean([np.mean(r[k]) for r in results]))
-        logger.write('evaluator', env_steps,
-                     {k: np.asarray(v, np.float64) for k, v in rows.items()}
-                     | {'learner_steps': float(version)})
-        last = version
-        rounds += 1
     finally:
-      logger.close()
-      env.close()
-    return dict(rounds=rounds)
+      self.close()
+    return dict(rounds=self.rounds)
+
+  def close(self) -> None:
+    if self._logger is not None:
+      self._logger.close()
+    if self._env is not None:
+      self._env.close()

@@ -5,8 +5,9 @@ under labels (``replay``, ``counter``, ``learner``, ``actor`` x K,
 ``evaluator``). Arguments may be ``Handle``s of other nodes; a launcher builds
 every node in its own process (``local``) or Ray actor (``ray``), turns each
 handle into something that calls the node's methods there (a courier client or
-a Ray actor handle), and calls ``run()`` on the nodes that have one. The node
-classes (``runtime/nodes.py``) are the same under every launcher.
+a Ray actor handle), and calls ``run()`` on the nodes that have one; or builds
+them all in one process and steps them in turn (``single``). The node classes
+(``runtime/nodes.py``) are the same under every launcher.
 
 ``make_program(config, exp_dir)`` builds the IMPALA-shaped program of
 DESIGN.md for any algorithm of the contract.
@@ -209,15 +210,22 @@ def actor_thread_env() -> dict:
 
 def run(config, exp_dir: str, resume: bool = False,
         ray_address: Optional[str] = None):
-  """Builds the program of ``config`` and runs it with ``config.launcher``.
+  """Builds the program of ``config`` and runs it with ``config.launcher``
+  (``local``, ``ray``, or ``single``: the same nodes stepped in turn in this
+  process, see ``runtime/single.py``).
 
   Returns a ``single.RunResult`` (env steps, learner steps, interrupted,
   mean recent return per member).
   """
+  from marl_jax.runtime import single  # pylint: disable=g-import-not-at-top
   from marl_jax.runtime.single import RunResult  # pylint: disable=g-import-not-at-top
   from marl_jax.utils.logging import ProgressLine  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 
+  if config.launcher == 'single':
+    if ray_address:
+      raise config_lib.ConfigError('ray_address needs launcher ray.')
+    return single.run(config, exp_dir, resume=resume)
   if config.matchmaking in ('fsp', 'psro') or config.get('pbt_every_updates',
                                                          0):
     raise config_lib.ConfigError(
@@ -247,8 +255,7 @@ def run(config, exp_dir: str, resume: bool = False,
                                                    5.0))
   else:
     raise config_lib.ConfigError(
-        f'launcher {config.launcher!r} does not run programs; valid: local, '
-        'ray (single runs in one process: runtime/single.py).')
+        f'Unknown launcher {config.launcher!r}; valid: local, ray, single.')
   counts = out['counts'] or last
   returns = counts.get('member_returns')
   progress.final(counts.get('env_steps', 0),

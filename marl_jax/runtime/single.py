@@ -1,14 +1,22 @@
-"""The ``single`` launcher: actor, replay and learner nodes in one process.
+"""The ``single`` launcher: the program's nodes in one process, in turn.
 
-For debugging and exact reproducibility: the loop alternates ``T`` vectorised
-environment steps with as many learner updates as the replay allows, so a run
-is a deterministic function of its config and seed. A checkpoint holds the
-learner state and everything else the loop needs to continue exactly (env
-states, partial sequences, queued sequences, RNG states), so a resumed run
-gives the same params as an uninterrupted one.
+For debugging and exact reproducibility. ``run`` builds the same program as
+``local`` and ``ray`` (``program.make_program``: counter, replay, learner,
+actors, evaluator; the same node classes of ``runtime/nodes.py``), holds the
+nodes as plain objects instead of processes, and steps them in a fixed order:
+every actor plays ``T`` steps of its copies and writes to the replay, then the
+learner updates on every batch the replay holds, then the evaluator looks for
+new params. A run is thus a deterministic function of its config and seed.
+The replay's queues evict their oldest item when full instead of blocking
+(one thread cannot wait for itself). A checkpoint holds the learner state and
+everything else the nodes need to continue exactly (env states, partial
+sequences, queued sequences, RNG states, the counter), so a resumed run gives
+the same params as an uninterrupted one.
 
 Population training that needs the whole population in one place runs here:
-PBT (``pbt_every_updates``), fictitious self-play (``matchmaking=fsp``: a ring
+PBT (``pbt_every_updates``: members are scored by ``pbt_eval_episodes``
+evaluation episodes each, in self-play, on ``episode_sparse_reward`` where the
+env reports it and the return otherwise), fictitious self-play (``matchmaking=fsp``: a ring
 of ``fsp_pool_size`` frozen snapshots) and PSRO (``matchmaking=psro``).
 
 PSRO (Lanctot et al., 2017, "A unified game-theoretic approach to
@@ -32,29 +40,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import pickle
 import signal
-import time
 from typing import Any, Dict, List, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from marl_jax import algorithms
 from marl_jax.evaluation import crossplay
 from marl_jax.evaluation import policies as policies_lib
-from marl_jax.population import matchmaking
 from marl_jax.population import payoff as payoff_lib
 from marl_jax.population import pbt
 from marl_jax.population import psro as psro_lib
-from marl_jax.replay.table import PopulationQueue
-from marl_jax.runtime.actor import EnvLoop
-from marl_jax.runtime.learner import Learner
+from marl_jax.runtime import nodes
+from marl_jax.runtime import program as program_lib
 from marl_jax.utils import checkpointing
 from marl_jax.utils import config as config_lib
-from marl_jax.utils.logging import MetricLogger, ProgressLine
+from marl_jax.utils.logging import ProgressLine
 
 
 @dataclasses.dataclass
@@ -93,41 +94,71 @@ class _StopFlag:
       signal.signal(sig, previous)
 
 
-def _member_means(stats: List[Dict[str, Any]], key: str,
-                  population_size: int) -> np.ndarray:
-  out = np.full((population_size,), np.nan)
-  for m in range(population_size):
-    values = [s[key] for s in stats if s['member'] == m]
-    if values:
-      out[m] = float(np.mean(values))
-  return out
+def _check_population_config(config) -> None:
+  """FSP/PSRO settings: one clear error per bad value."""
+  if config.matchmaking in ('fsp', 'psro'):
+    pool_size = int(config.get('fsp_pool_size', 0))
+    if pool_size <= 0 or (config.matchmaking == 'fsp' and
+                          config.fsp_snapshot_every_updates <= 0):
+      raise config_lib.ConfigError(
+          f'matchmaking={config.matchmaking} needs fsp_pool_size and '
+          'fsp_snapshot_every_updates > 0, got '
+          f'{config.get("fsp_pool_size")} and '
+          f'{config.get("fsp_snapshot_every_updates")}.')
+  if config.matchmaking == 'psro':
+    for key in ('psro_iteration_updates', 'psro_eval_episodes'):
+      value = config.get(key, 0)
+      if not isinstance(value, int) or value <= 0:
+        raise config_lib.ConfigError(
+            f'matchmaking=psro needs {key} > 0, got {value!r}.')
+    solver = config.get('psro_meta_solver', 'replicator')
+    if solver not in psro_lib.META_SOLVERS:
+      raise config_lib.ConfigError(
+          f'psro_meta_solver {solver!r} is not available; valid: '
+          f'{", ".join(psro_lib.META_SOLVERS)}.')
+    if config.population_size != 1:
+      raise config_lib.ConfigError(
+          'matchmaking=psro trains one learning member (population_size=1), '
+          f'got population_size={config.population_size}.')
+  if config.get('pbt_every_updates', 0):
+    episodes = config.get('pbt_eval_episodes', 0)
+    if not isinstance(episodes, int) or episodes <= 0:
+      raise config_lib.ConfigError(
+          f'pbt_every_updates needs pbt_eval_episodes > 0, got {episodes!r}.')
 
 
-def learner_devices(config) -> list:
-  devices = jax.local_devices()
-  n = config.num_learner_devices or len(devices)
-  if n > len(devices):
-    raise config_lib.ConfigError(
-        f'num_learner_devices={n} but only {len(devices)} local devices exist.')
-  return devices[:n]
+class _ActingVariables:
+  """The actors' variable source under ``single``: the learner's params,
+  followed by the ring of frozen snapshots under FSP and PSRO."""
+
+  def __init__(self, learner: nodes.LearnerNode, pool: Dict[str, Any]):
+    self._learner = learner
+    self._pool = pool
+
+  def get_variables(self, known_version: int = -1):
+    version, params = self._learner.get_variables(known_version)
+    if params is None or self._pool.get('params') is None:
+      return version, params
+    return version, jax.tree.map(lambda a, b: np.concatenate([a, b], axis=0),
+                                 params, self._pool['params'])
 
 
-def _restore(checkpointer, learner, loop, replay, ckpt_dir) -> Dict[str, Any]:
-  """Loads the latest checkpoint into the learner, env loop and replay."""
-  target = dict(learner=learner.state, runtime=b'')
-  restored, meta = checkpointer.restore(target=target)
-  learner.set_state(restored['learner'])
-  try:
-    rt = pickle.loads(restored['runtime'])
-    loop.set_state(rt['loop'])
-    replay.set_state(rt['replay'])
-  except Exception as e:  # A checkpoint of another layout or version.
-    raise checkpointing.CheckpointError(
-        f'The checkpoint at step {meta.get("env_steps")} in {ckpt_dir} has a '
-        f'runtime state this run cannot use: {e}') from e
-  logging.info('Resumed from env step %d (learner step %d).', loop.env_steps,
-               learner.steps)
-  return rt
+def _build(program: program_lib.Program, variables_for_actors):
+  """The program's node objects, built in this process in program order
+  (handles resolve to the objects themselves; actors pull params from
+  ``variables_for_actors(learner)``)."""
+  objects: Dict[str, Any] = {}
+  for node in program.nodes:
+    def resolve(handle, node=node):
+      obj = objects[handle.node.label]
+      if node.group == 'actor' and handle.node.group == 'learner':
+        return variables_for_actors(obj)
+      return obj
+    args, kwargs = node.resolved_arguments(resolve)
+    if node.constructor is nodes.ReplayNode:
+      kwargs = dict(kwargs, evicting=True)
+    objects[node.label] = node.constructor(*args, **kwargs)
+  return objects
 
 
 def run(config, exp_dir: str, resume: bool = False,
@@ -141,82 +172,111 @@ def run(config, exp_dir: str, resume: bool = False,
     max_env_steps_this_run: stop early after this many env steps (tests).
   """
   config_lib.validate(config)
+  _check_population_config(config)
   population_size = config.population_size
-  num_copies = config.num_envs_per_actor * config.num_actors
-  env_list = [config_lib.make_env(config) for _ in range(num_copies)]
-  spec = env_list[0].spec()
-  algorithm = algorithms.make(config.algo, spec, config)
-  table = algorithm.replay_table
-  devices = learner_devices(config)
-  if table.batch_size % len(devices):
-    raise config_lib.ConfigError(
-        f'batch_size ({table.batch_size}) must be divisible by the number of '
-        f'learner devices ({len(devices)}); set --config.num_learner_devices.')
-
-  key = jax.random.PRNGKey(config.seed)
-  learner_key, actor_seed_key = jax.random.split(key)
-  learner = Learner(algorithm, population_size, learner_key, devices)
-  replay = PopulationQueue(population_size, table.batch_size, table.max_size)
-  actor_seed = int(jax.random.randint(actor_seed_key, (), 0, 2**31 - 1))
   psro_on = config.matchmaking == 'psro'
   fsp = config.matchmaking in ('fsp', 'psro')  # a ring of frozen snapshots
   pool_size = int(config.get('fsp_pool_size', 0)) if fsp else 0
-  if fsp and (pool_size <= 0 or (not psro_on and
-                                 config.fsp_snapshot_every_updates <= 0)):
-    raise config_lib.ConfigError(
-        f'matchmaking={config.matchmaking} needs fsp_pool_size and '
-        'fsp_snapshot_every_updates > 0, got '
-        f'{config.get("fsp_pool_size")} and '
-        f'{config.get("fsp_snapshot_every_updates")}.')
-  if psro_on:
-    psro_every = config.get('psro_iteration_updates', 0)
-    psro_solver = config.get('psro_meta_solver', 'replicator')
-    psro_episodes = config.get('psro_eval_episodes', 2)
-    for key, value in (('psro_iteration_updates', psro_every),
-                       ('psro_eval_episodes', psro_episodes)):
-      if not isinstance(value, int) or value <= 0:
-        raise config_lib.ConfigError(
-            f'matchmaking=psro needs {key} > 0, got {value!r}.')
-    if psro_solver not in psro_lib.META_SOLVERS:
-      raise config_lib.ConfigError(
-          f'psro_meta_solver {psro_solver!r} is not available; valid: '
-          f'{", ".join(psro_lib.META_SOLVERS)}.')
-    if population_size != 1:
-      raise config_lib.ConfigError(
-          'matchmaking=psro trains one learning member (population_size=1), '
-          f'got population_size={population_size}.')
-  # Under PSRO the loop starts as FSP with no snapshot (the learner plays
-  # itself) and draws partners by the meta-strategy once there is one.
-  loop = EnvLoop(env_list, algorithm, population_size,
-                 'fsp' if psro_on else config.matchmaking,
-                 table.sequence_length, replay.insert, seed=actor_seed,
-                 num_frozen=pool_size)
   # Frozen snapshots for fictitious self-play: a ring of pool_size params,
   # filled with copies of member 0 until real snapshots replace them.
-  pool = dict(count=0, params=None)
-  if fsp:
-    pool['params'] = jax.tree.map(
-        lambda x: np.repeat(np.asarray(x)[:1], pool_size, axis=0),
-        learner.state.params)
+  pool: Dict[str, Any] = dict(count=0, params=None)
+  program = program_lib.make_program(config, exp_dir, resume=resume)
+  objects = _build(program, lambda learner: _ActingVariables(learner, pool))
+  counter: nodes.Counter = objects['counter']
+  replay: nodes.ReplayNode = objects['replay']
+  learner_node: nodes.LearnerNode = objects['learner']
+  actors: List[nodes.ActorNode] = [objects[n.label]
+                                   for n in program.groups['actor']]
+  evaluator: Optional[nodes.EvaluatorNode] = objects.get('evaluator')
+  if replay.spec.sampler != 'fifo':
+    raise config_lib.ConfigError(
+        f'{config.algo} samples a {replay.spec.sampler} replay table, which '
+        'the single launcher does not run (it drains queues): use '
+        '--launcher=local or ray, or --runtime=anakin.')
 
-  ckpt_dir = os.path.join(exp_dir, 'checkpoints')
-  checkpointer = checkpointing.Checkpointer(
-      ckpt_dir, max_to_keep=config.max_checkpoints_to_keep)
-
+  runtime = learner_node.setup()  # restores the counter too
+  learner = learner_node.learner
+  algorithm = learner_node.algorithm
+  closers = [lambda: learner_node.finish(save=False)]
   pbt_rng = np.random.default_rng([config.seed, 7])
-  pbt_window: List[Dict[str, Any]] = []
   # PSRO: names of the snapshots in the ring slots in use, the meta-strategy
   # over them, and the payoff table of every policy the set ever held.
   psro_state = dict(iteration=0, slots=[], weights=None,
                     table=payoff_lib.PayoffTable())
+  pbt_rounds = [0]
+  loops = []
+
   def runtime_state() -> Dict[str, Any]:
-    state = dict(loop=loop.get_state(), replay=replay.get_state(),
-                 pbt_rng=pbt_rng.bit_generator.state, pbt_window=pbt_window,
-                 pool=dict(pool))
+    state = dict(loops=[loop.get_state() for loop in loops],
+                 replay=replay.get_state(),
+                 pbt_rng=pbt_rng.bit_generator.state,
+                 pbt_rounds=pbt_rounds[0], pool=dict(pool))
     if psro_on:
       state['psro'] = dict(psro_state, slots=list(psro_state['slots']),
                            table=psro_state['table'].to_dict())
     return state
+
+  def set_snapshot_weights(weights) -> None:
+    for loop in loops:
+      loop.snapshot_weights = weights
+
+  try:
+    if fsp:
+      pool['params'] = jax.tree.map(
+          lambda x: np.repeat(np.asarray(x)[:1], pool_size, axis=0),
+          learner.state.params)
+    if resume:
+      if (len(runtime.get('loops', ())) != len(actors) or
+          'replay' not in runtime):
+        raise checkpointing.CheckpointError(
+            f'The latest checkpoint in {exp_dir} was not written by the single '
+            f'launcher with {len(actors)} actors (num_actors), so it cannot '
+            'be resumed exactly: resume it with the launcher that wrote it.')
+      pbt_rng.bit_generator.state = runtime['pbt_rng']
+      pbt_rounds[0] = runtime['pbt_rounds']
+      if fsp and runtime.get('pool', {}).get('params') is not None:
+        pool.update(runtime['pool'])
+      if psro_on and 'psro' in runtime:
+        psro_state.update(runtime['psro'], slots=list(runtime['psro']['slots']),
+                          table=payoff_lib.PayoffTable.from_dict(
+                              runtime['psro']['table']))
+    # Actors pull their first params (with the snapshot ring) here.
+    for actor in actors:
+      actor.setup()
+      closers.append(actor.close)
+      loops.append(actor.loop)
+    if evaluator is not None:
+      evaluator.setup()
+      closers.append(evaluator.close)
+    if resume:
+      for loop, state in zip(loops, runtime['loops']):
+        loop.set_state(state)
+      replay.set_state(runtime['replay'])
+      if psro_on and 'psro' in runtime:
+        set_snapshot_weights(psro_state['weights'])
+      logging.info('Resumed from env step %d (learner step %d).',
+                   counter.get_state()['env_steps'], learner.steps)
+  except BaseException:
+    for close in reversed(closers):
+      close()
+    raise
+  spec = loops[0].spec
+  learner_node.extra_state = runtime_state
+
+  logger = learner_node._logger  # pylint: disable=protected-access
+  eval_policy = []  # built on first use, then only its params change
+  metric = ('episode_sparse_reward' if 'sparse_reward' in spec.info_keys
+            else 'episode_return')
+
+  def env_steps() -> int:
+    return counter.get_state()['env_steps']
+
+  def policy_for(params, seed: int):
+    if not eval_policy:
+      eval_policy.append(policies_lib.PopulationPolicy(
+          algorithm, params, spec.num_agents, greedy=False, seed=seed))
+    eval_policy[0].set_params(params, seed=seed)
+    return eval_policy[0]
 
   def take_snapshot() -> None:
     member = pool['count'] % population_size
@@ -230,29 +290,20 @@ def run(config, exp_dir: str, resume: bool = False,
 
     pool['params'] = jax.tree.map(put, pool['params'], current)
     pool['count'] += 1
-    loop.num_snapshots = min(pool['count'], pool_size)
+    for loop in loops:
+      loop.num_snapshots = min(pool['count'], pool_size)
 
-  def acting_params():
-    params = learner.params_on(acting_device)
-    if not fsp:
-      return params
-    return jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=0), params,
-                        jax.device_put(pool['params'], acting_device))
-
-  eval_policy = []  # built on first use, then only its params change
-  metric = ('episode_sparse_reward' if 'sparse_reward' in spec.info_keys
-            else 'episode_return')
-
-  def psro_matches(env, partner: int) -> np.ndarray:
+  def psro_matches(env, policy, partner: int) -> np.ndarray:
     """``[episodes, 2]``: the learner's own value of ``metric`` and its
     partner's (mean over the partner's seats); the learner's seat rotates."""
     n = spec.num_agents
-    out = np.zeros((psro_episodes, 2))
-    for e in range(psro_episodes):
+    episodes = config.psro_eval_episodes
+    out = np.zeros((episodes, 2))
+    for e in range(episodes):
       ids = [partner] * n
       ids[e % n] = 0
       values = crossplay.play_seated_episode(
-          env, [(eval_policy[0], m) for m in ids], metric).values
+          env, [(policy, m) for m in ids], metric).values
       others = np.delete(values, e % n)
       out[e] = values[e % n], others.mean() if others.size else values[e % n]
     return out
@@ -260,21 +311,18 @@ def run(config, exp_dir: str, resume: bool = False,
   def psro_iteration() -> None:
     new = f'snapshot_{pool["count"]}'
     slots, table = psro_state['slots'], psro_state['table']
-    acting = acting_params()
+    acting = _ActingVariables(learner_node, pool).get_variables()[1]
     seed = int(np.random.default_rng([config.seed, 11, psro_state['iteration']])
                .integers(2**31 - 1))
-    if not eval_policy:
-      eval_policy.append(policies_lib.PopulationPolicy(
-          algorithm, acting, spec.num_agents, greedy=False, seed=seed))
-    eval_policy[0].set_params(acting, seed=seed)
+    policy = policy_for(acting, seed)
     env = config_lib.make_env(config)
     try:
-      env.set_training_progress(loop.env_steps)
+      env.set_training_progress(env_steps())
       for slot, name in enumerate(slots):
-        results = psro_matches(env, population_size + slot)
+        results = psro_matches(env, policy, population_size + slot)
         table.update(new, name, results[:, 0])
         table.update(name, new, results[:, 1])
-      table.update(new, new, psro_matches(env, 0).reshape(-1))
+      table.update(new, new, psro_matches(env, policy, 0).reshape(-1))
     finally:
       env.close()
     row = {'iteration': float(psro_state['iteration']),
@@ -293,9 +341,9 @@ def run(config, exp_dir: str, resume: bool = False,
     else:
       slots.append(new)
     m, _ = table.matrix(slots, slots)
-    meta = psro_lib.meta_strategy(m, psro_solver)
+    meta = psro_lib.meta_strategy(m, config.psro_meta_solver)
     psro_state['weights'] = meta.weights
-    loop.snapshot_weights = meta.weights
+    set_snapshot_weights(meta.weights)
     psro_state['iteration'] += 1
     table.save(exp_dir)
     row['exploitability'] = meta.exploitability
@@ -303,12 +351,33 @@ def run(config, exp_dir: str, resume: bool = False,
     for k, name in enumerate(slots):
       row[f'meta_strategy/slot_{k}'] = float(meta.weights[k])
       row[f'snapshot_id/slot_{k}'] = float(name[len('snapshot_'):])
-    logger.write('psro', loop.env_steps, row)
+    logger.write('psro', env_steps(), row)
     logging.info('PSRO iteration %d: %s in the set, meta-strategy %s',
                  psro_state['iteration'], new, np.round(meta.weights, 3))
 
+  def pbt_scores() -> np.ndarray:
+    """Each member's mean ``metric`` over ``pbt_eval_episodes`` self-play
+    evaluation episodes with its current params."""
+    params = jax.tree.map(np.asarray, learner.state.params)
+    seed = int(np.random.default_rng([config.seed, 13, pbt_rounds[0]])
+               .integers(2**31 - 1))
+    policy = policy_for(params, seed)
+    env = config_lib.make_env(config)
+    scores = np.zeros((population_size,))
+    try:
+      env.set_training_progress(env_steps())
+      for member in range(population_size):
+        scores[member] = np.mean([
+            crossplay.play_seated_episode(
+                env, [(policy, member)] * spec.num_agents, metric).values.mean()
+            for _ in range(config.pbt_eval_episodes)])
+    finally:
+      env.close()
+    return scores
+
   def pbt_round() -> None:
-    scores = _member_means(pbt_window, 'episode_return', population_size)
+    scores = pbt_scores()
+    pbt_rounds[0] += 1
     cfg = pbt.PBTConfig(
         truncation=config.pbt_truncation,
         perturb_factors=tuple(config.pbt_perturb_factors),
@@ -317,126 +386,66 @@ def run(config, exp_dir: str, resume: bool = False,
     state, events = pbt.exploit_and_explore(
         pbt_rng, jax.tree.map(np.asarray, learner.state), scores, cfg)
     learner.set_state(state)
-    pbt_window.clear()
+    learner_node.publish()
     for e in events:
-      logging.warning('PBT: member %d (score %.2f) copies member %d (%.2f); '
-                      'hyperparameters now %s', e.target, scores[e.target],
-                      e.source, scores[e.source], e.hyperparams)
-    logger.write('pbt', loop.env_steps, {
+      logging.warning('PBT: member %d (%s %.2f) copies member %d (%.2f); '
+                      'hyperparameters now %s', e.target, metric,
+                      scores[e.target], e.source, scores[e.source],
+                      e.hyperparams)
+    logger.write('pbt', env_steps(), {
         'score': scores, 'copied_from': np.array([
             next((e.source for e in events if e.target == m), -1)
             for m in range(population_size)], np.float64),
         **{k: np.asarray(v, np.float64)
            for k, v in learner.state.hyperparams.items()}})
 
-  def save(force: bool = False):
-    state = dict(learner=learner.state,
-                 runtime=pickle.dumps(runtime_state()))
-    checkpointer.save(loop.env_steps, state,
-                      metadata=dict(env_steps=loop.env_steps,
-                                    learner_steps=learner.steps,
-                                    algo=config.algo, env=config.env,
-                                    population_size=population_size),
-                      force=force)
-
-  if resume:
-    try:
-      rt = _restore(checkpointer, learner, loop, replay, ckpt_dir)
-      if 'pbt_rng' in rt:
-        pbt_rng.bit_generator.state = rt['pbt_rng']
-        pbt_window.extend(rt['pbt_window'])
-      if fsp and rt.get('pool', {}).get('params') is not None:
-        pool.update(rt['pool'])
-      if psro_on and 'psro' in rt:
-        psro_state.update(rt['psro'], slots=list(rt['psro']['slots']),
-                          table=payoff_lib.PayoffTable.from_dict(
-                              rt['psro']['table']))
-        loop.snapshot_weights = psro_state['weights']
-    except BaseException:
-      checkpointer.close()
-      raise
-
-  acting_device = jax.local_devices()[0]
-  logger = MetricLogger(exp_dir)
   progress = ProgressLine(total_steps=config.num_steps,
                           interval_s=config.progress_every_s,
-                          initial_steps=loop.env_steps)
-  if psro_on and pool['count'] == 0:
-    try:
-      psro_iteration()  # The initial policy set: the learner at its start.
-    except BaseException:
-      logger.close()
-      checkpointer.close()
-      raise
-  params = acting_params()
-  version = learner.steps
-  start_steps = loop.env_steps
-  last_ckpt = time.monotonic()
-  last_returns = None
+                          initial_steps=env_steps())
+  start_steps = env_steps()
   interrupted = False
-
-  with _StopFlag() as flag:
-    try:
-      while loop.env_steps < config.num_steps:
+  ok = False
+  try:
+    if psro_on and pool['count'] == 0:
+      psro_iteration()  # The initial policy set: the learner at its start.
+    with _StopFlag() as flag:
+      while not counter.should_stop():
         if (max_env_steps_this_run is not None and
-            loop.env_steps - start_steps >= max_env_steps_this_run):
+            env_steps() - start_steps >= max_env_steps_this_run):
           break
         if flag.stop:
           interrupted = True
+          counter.request_stop()
           break
-        loop.run(params, table.sequence_length, policy_version=version)
-        stats = loop.pop_episode_stats()
-        if stats:
-          if config.get('pbt_every_updates', 0):
-            pbt_window.extend(stats)
-          last_returns = _member_means(stats, 'episode_return', population_size)
-          episode_metrics = {
-              'episode_return': last_returns,
-              'episode_length': _member_means(stats, 'episode_length',
-                                              population_size)}
-          for info_key in spec.info_keys:
-            episode_metrics[f'episode_{info_key}'] = _member_means(
-                stats, f'episode_{info_key}', population_size)
-          logger.write('actor', loop.env_steps, episode_metrics)
-
-        updated = False
+        for actor in actors:
+          actor.step()
         while replay.can_sample():
-          batch = replay.sample()
-          ages = version - np.asarray(batch.policy_version)
-          metrics = learner.update(batch)
-          updated = True
-          version += 1
-          if version % config.log_every_updates == 0:
-            m = {k: np.asarray(v) for k, v in metrics.items()}
-            m['policy_lag'] = ages.mean(axis=1).astype(np.float64)
-            m['replay_dropped'] = float(replay.num_dropped)
-            logger.write('learner', loop.env_steps, m)
+          learner_node.step(replay.sample(timeout=0))
+          version = learner_node.version
           if (config.get('pbt_every_updates', 0) and
               version % config.pbt_every_updates == 0):
             pbt_round()
-          if psro_on and version % psro_every == 0:
+          if psro_on and version % config.psro_iteration_updates == 0:
             psro_iteration()
           elif (fsp and not psro_on and
                 version % config.fsp_snapshot_every_updates == 0):
             take_snapshot()
-        if updated:
-          params = acting_params()
-
-        progress.update(loop.env_steps, last_returns, {'updates': version})
-        if time.monotonic() - last_ckpt >= config.checkpoint_every_s:
-          save()
-          last_ckpt = time.monotonic()
-      # Finished, interrupted or stopped early: a final, complete checkpoint.
-      # (After an exception nothing is saved: the latest checkpoint stays the
-      # last consistent one.)
-      save(force=True)
-      checkpointer.wait()
-    finally:
-      progress.final(loop.env_steps, last_returns)
-      logger.close()
-      checkpointer.close()
-      for env in env_list:
-        env.close()
-
-  return RunResult(env_steps=loop.env_steps, learner_steps=learner.steps,
-                   interrupted=interrupted, member_returns=last_returns)
+        if evaluator is not None:
+          evaluator.step()
+        counts = counter.get()
+        progress.update(counts['env_steps'], counts['member_returns'],
+                        {'updates': counts['learner_steps']})
+    ok = True
+  finally:
+    counts = counter.get()
+    progress.final(counts['env_steps'], counts['member_returns'])
+    # Finished, interrupted or stopped early: a final, complete checkpoint.
+    # (After an exception nothing is saved: the latest checkpoint stays the
+    # last consistent one.)
+    learner_node.finish(save=ok)
+    for close in reversed(closers[1:]):
+      close()
+    counter.close()
+  return RunResult(env_steps=counts['env_steps'],
+                   learner_steps=learner.steps, interrupted=interrupted,
+                   member_returns=counts['member_returns'])

@@ -130,7 +130,7 @@ def test_fsp_trains_against_snapshots_and_resumes_exactly(tmp_path):
   import pickle  # pylint: disable=g-import-not-at-top
   runtime = pickle.loads(state['runtime'])
   assert runtime['pool']['count'] == result.learner_steps // 4
-  assert runtime['loop']['num_snapshots'] == 3
+  assert all(loop['num_snapshots'] == 3 for loop in runtime['loops'])
   # Snapshots are the member's params at different times: not all equal.
   w = jax.tree.leaves(runtime['pool']['params'])[0]
   assert not np.array_equal(w[0], w[1])
@@ -204,3 +204,33 @@ def test_psro_with_the_nash_meta_solver(tmp_path):
          for k in range(int(float(r['pool_size'])))]
     assert abs(sum(w) - 1) < 1e-9 and min(w) >= 0
     assert float(r['exploitability']) >= -1e-9
+
+
+def test_pbt_scores_members_by_evaluation_episodes(tmp_path, monkeypatch):
+  """PBT ranks members by fresh evaluation episodes (pbt_eval_episodes per
+  member, every member in all seats), not by their training returns."""
+  from marl_jax.evaluation import crossplay  # pylint: disable=g-import-not-at-top
+  played = []
+  real = crossplay.play_seated_episode
+
+  def counting(env, seats, metric='episode_return', **kwargs):
+    played.append(([m for _, m in seats], metric))
+    return real(env, seats, metric, **kwargs)
+
+  monkeypatch.setattr(crossplay, 'play_seated_episode', counting)
+  config = toy_config(population_size=3, matchmaking='random', num_steps=1200)
+  config.pbt_every_updates = 5
+  config.pbt_eval_episodes = 2
+  config.eval_every_updates = 0
+  single.run(config, str(tmp_path / 'pbt'))
+  with open(tmp_path / 'pbt' / 'pbt.csv') as f:
+    rows = list(csv.DictReader(f))
+  assert rows
+  assert len(played) == len(rows) * 3 * 2
+  for r in range(len(rows)):
+    for m in range(3):
+      for e in range(2):
+        assert played[(r * 3 + m) * 2 + e] == ([m, m], 'episode_return')
+  for row in rows:
+    for m in range(3):
+      assert 0 <= float(row[f'member_{m}/score']) <= 16  # the toy's horizon
