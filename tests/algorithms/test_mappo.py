@@ -177,11 +177,7 @@ def _config(**overrides):
   c.batch_size = 8
   c.num_minibatches = 2
   c.num_epochs = 2
-  for k, v in overrides.items():
-    if k.startswith('network.'):
-      c.network[k.split('.')[1]] = v
-    else:
-      c[k] = v
+  c.update_from_flattened_dict(overrides)  # 'network.mlp_sizes' too
   return c
 
 

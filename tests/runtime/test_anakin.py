@@ -72,11 +72,7 @@ def _ippo_config(**overrides):
   c.sequence_length = 5
   c.num_minibatches = 2
   c.network.mlp_sizes = (16,)
-  for k, v in overrides.items():
-    if k.startswith('network.'):
-      c.network[k.split('.')[1]] = v
-    else:
-      c[k] = v
+  c.update_from_flattened_dict(overrides)  # 'network.mlp_sizes' too
   return c
 
 
@@ -320,11 +316,7 @@ def _opre_config(**overrides):
   c.sequence_length = 10
   c.learning_rate = 1e-2
   c.network.mlp_sizes = (32,)
-  for k, v in overrides.items():
-    if k.startswith('network.'):
-      c.network[k.split('.')[1]] = v
-    else:
-      c[k] = v
+  c.update_from_flattened_dict(overrides)  # 'network.mlp_sizes' too
   return c
 
 
