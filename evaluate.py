@@ -13,10 +13,28 @@ environments, seats alternating between episodes. Runs load from their run
 directory alone (config.json + checkpoints). A held-out partner can also be
 a scripted policy, ``scripted:<name>`` (``random``; on Overcooked also
 ``stay`` and ``greedy``, the package's planning agent; see
-marl_jax/evaluation/scripted.py).
+marl_jax/evaluation/scripted.py), or, on a Melting Pot substrate, Melting
+Pot's official bots:
+
+  python evaluate.py --exp_dir=runs/cooking \
+      --heldout=meltingpot_bots:collaborative_cooking__cramped__chef_0
+  python evaluate.py --exp_dir=runs/cooking --heldout=meltingpot_bots:all
+
+(names of meltingpot's bot registry, comma-separated, plus ``noop_bot``;
+``all``: every bot of the substrate; each bot is a held-out policy of one
+member named ``meltingpot_bots:<bot>``). Their saved models come with Melting
+Pot's assets archive: without it the request fails before anything is played,
+saying how to install it. See marl_jax/evaluation/meltingpot_bots.py.
 
 Writes results.json, crossplay.csv, payoff.json (every match as a payoff
 table of run[member] policies), report.md and heatmap.png into --out_dir.
+With --videos, also GIFs under <out_dir>/videos, listed in results.json and
+report.md: one extra episode per pair of members of each focal run and
+partner, ``<run>_m<i>__vs__<partner>_m<j>.gif`` (the focal member in slot 0;
+at most --max_videos, default 8, per focal run and partner, diagonal by
+diagonal so every focal member gets one before any gets a second). They are
+played after every measured episode, in another copy of the environment with
+reseeded policies, so the numbers are the same with or without --videos.
 For competitive games (every step's rewards summed to zero, or --elo) also
 Elo ratings of every member and held-out policy: in results.json, elo.csv
 and the report. A run's own payoff table (payoff.json in its run dir,
@@ -38,11 +56,14 @@ observations only (never ``GLOBAL``). The background players are the
 scenario's official bots (``bots``, the default; they need Melting Pot's
 assets archive) or ``random``, ``noop``, or a run directory (its member 0).
 Writes scenarios.json, scenarios.csv, scenarios.md and scenarios_heatmap.png
-(see marl_jax/evaluation/scenarios.py); cross-play is not run.
+(see marl_jax/evaluation/scenarios.py); cross-play is not run. With --videos,
+one extra episode per member (at most --max_videos) and scenario,
+``<run>_m<i>__on__<scenario>.gif``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -53,8 +74,9 @@ from absl import logging
 _EXP_DIR = flags.DEFINE_multi_string('exp_dir', None,
                                      'Trained run(s) to evaluate (focal).')
 _HELDOUT = flags.DEFINE_multi_string(
-    'heldout', [], 'Held-out partners: run directories, or scripted:<name> '
-    '(random, stay, greedy).')
+    'heldout', [], 'Held-out partners: run directories, scripted:<name> '
+    '(random, stay, greedy), or meltingpot_bots:<bot>[,<bot>...] / '
+    'meltingpot_bots:all (Melting Pot\'s official bots).')
 _ENV = flags.DEFINE_string('env', None, 'Environment (default: the runs\').')
 _NUM_EPISODES = flags.DEFINE_integer('num_episodes', 10,
                                      'Episodes per pair of members.')
@@ -79,6 +101,15 @@ _SCENARIOS = flags.DEFINE_string(
 _SCENARIO_BACKGROUND = flags.DEFINE_string(
     'scenario_background', 'bots', 'With --scenarios: the background players: '
     'bots (the official ones), random, noop, or a run directory (member 0).')
+_VIDEOS = flags.DEFINE_bool(
+    'videos', False, 'Also record GIFs into <out_dir>/videos: one extra, '
+    'separately seeded episode per pair of members (or per member and '
+    'scenario with --scenarios), after the measured ones; listed in the '
+    'report.')
+_MAX_VIDEOS = flags.DEFINE_integer(
+    'max_videos', 8, 'With --videos: at most this many videos per focal run '
+    'and partner (every focal member before any gets a second), or per '
+    'scenario (members in order).')
 _SCENARIO_MAX_STEPS = flags.DEFINE_integer(
     'scenario_max_steps', None, 'With --scenarios: cap episodes at this many '
     'steps (default: the substrate\'s own length, as Melting Pot\'s '
@@ -97,26 +128,35 @@ def _main(argv):
   if _NUM_EPISODES.value <= 0:
     raise UsageError(f'--num_episodes must be positive, got '
                      f'{_NUM_EPISODES.value}.')
+  if flags.FLAGS['max_videos'].present and not _VIDEOS.value:
+    raise UsageError('--max_videos is for --videos.')
+  if _MAX_VIDEOS.value <= 0:
+    raise UsageError(f'--max_videos must be positive, got {_MAX_VIDEOS.value}.')
   if _SCENARIOS.value is not None:
     return _scenarios_main()
   for flag in (_SCENARIO_BACKGROUND, _SCENARIO_MAX_STEPS):
     if flags.FLAGS[flag.name].present:
       raise UsageError(f'--{flag.name} is for --scenarios.')
   # pylint: disable=g-import-not-at-top
+  from marl_jax.evaluation import meltingpot_bots
   from marl_jax.evaluation import report
   from marl_jax.evaluation import scripted
+  from marl_jax.evaluation import videos
   from marl_jax.population import payoff as payoff_lib
   from marl_jax.utils import config as config_lib
   # pylint: enable=g-import-not-at-top
   scripted_specs = {d for d in _HELDOUT.value if scripted.parse(d)}
+  bot_specs = [d for d in _HELDOUT.value if meltingpot_bots.parse(d)]
   for d in list(_EXP_DIR.value) + list(_HELDOUT.value):
-    if d not in scripted_specs and not os.path.isdir(d):
+    if (d not in scripted_specs and d not in bot_specs and
+        not os.path.isdir(d)):
       raise UsageError(f'{d} is not a directory (expected a train.py run dir, '
-                       'or scripted:<name> for --heldout).')
+                       'or scripted:<name> or meltingpot_bots:<bot> for '
+                       '--heldout).')
   focal = [report.load(d, _GREEDY.value, _SEED.value) for d in _EXP_DIR.value]
   heldout_runs = {d: report.load(d, _GREEDY.value, _SEED.value + 1 + k)
                   for k, d in enumerate(_HELDOUT.value)
-                  if d not in scripted_specs}
+                  if d not in scripted_specs and d not in bot_specs}
   runs = {}
   for r in focal + list(heldout_runs.values()):
     if r.name in runs and runs[r.name].exp_dir != r.exp_dir:
@@ -129,14 +169,24 @@ def _main(argv):
       raise UsageError(f'{r.exp_dir} was trained on {r.config.env}, '
                        f'{focal[0].exp_dir} on {env_name}; pass --env to '
                        'evaluate all on one environment.')
+  # Every bot is checked (names, saved models) before anything is built.
+  bot_names = {d: meltingpot_bots.resolve(d, env_name) for d in bot_specs}
+  for d, names in bot_names.items():
+    meltingpot_bots.check_installed(names, d)
   env = config_lib.make_env(focal[0].config, env_name)
-  # Scripted partners are built with the environment they play in.
+  # Scripted partners and bots are built with the environment they play in.
   heldout = []
   for k, d in enumerate(_HELDOUT.value):
     if d in scripted_specs:
       if d not in runs:
         runs[d] = report.load_scripted(d, env, _SEED.value + 1 + k)
       heldout.append(runs[d])
+    elif d in bot_names:
+      for name in bot_names[d]:
+        key = meltingpot_bots.PREFIX + name
+        if key not in runs:
+          runs[key] = report.load_meltingpot_bot(name, env)
+          heldout.append(runs[key])
     else:
       heldout.append(heldout_runs[d])
   metric = _METRIC.value or ('episode_sparse_reward' if 'sparse_reward' in
@@ -152,13 +202,40 @@ def _main(argv):
           os.path.join(r.exp_dir, payoff_lib.FILENAME)):
         run_payoffs[r.name] = payoff_lib.PayoffTable.load(r.exp_dir)
   out_dir = _OUT_DIR.value or os.path.join(_EXP_DIR.value[0], 'eval')
-  paths = report.write_report(out_dir, blocks, runs, env_name, metric,
-                              _NUM_EPISODES.value, elo_ratings=elo_ratings,
-                              run_payoffs=run_payoffs)
+  write = lambda recorded: report.write_report(
+      out_dir, blocks, runs, env_name, metric, _NUM_EPISODES.value,
+      elo_ratings=elo_ratings, run_payoffs=run_payoffs, videos=recorded)
+  paths = write(None)
+  env.close()
+  if _VIDEOS.value:
+    # Extra episodes after every measured one, in another copy of the env,
+    # reseeded; then the report again, listing them.
+    video_env = config_lib.make_env(focal[0].config, env_name)
+    seed = _SEED.value + videos.SEED_OFFSET
+    video_runs = {name: report.for_env(r, video_env, seed + k)
+                  for k, (name, r) in enumerate(runs.items())}
+    with _video_errors(out_dir):
+      recorded = videos.record_crossplay(
+          video_env, [(video_runs[b.focal], video_runs[b.partner])
+                      for b in blocks], out_dir, metric, _MAX_VIDEOS.value)
+    report.close(r for n, r in video_runs.items() if r is not runs[n])
+    video_env.close()
+    paths = write(recorded)
+  report.close(runs.values())
   with open(paths['markdown']) as f:
     print(f.read())
   for k, p in paths.items():
     print(f'evaluate.py: {k}: {p}')
+
+
+@contextlib.contextmanager
+def _video_errors(out_dir):
+  """An environment that cannot render, as a --videos error."""
+  try:
+    yield
+  except (NotImplementedError, ValueError) as e:
+    raise UsageError(f'--videos: {e} (the report without videos is in '
+                     f'{out_dir}).') from None
 
 
 def _scenarios_main():
@@ -166,6 +243,7 @@ def _scenarios_main():
   # pylint: disable=g-import-not-at-top
   from marl_jax.envs import meltingpot
   from marl_jax.evaluation import scenarios
+  from marl_jax.evaluation import videos
   # pylint: enable=g-import-not-at-top
   for flag in (_HELDOUT, _ENV, _ELO, _METRIC):
     if flags.FLAGS[flag.name].present:
@@ -200,18 +278,34 @@ def _scenarios_main():
           f'return {returns.mean():.2f} ({len(returns)} episodes)',
           file=sys.stderr, flush=True)
 
-  results, runs = [], {}
+  results, runs, played = [], {}, []
   for d, substrate, scenario_names in plan:
     run = scenarios.load_run(d)
     runs[run.name] = dict(exp_dir=d, env=run.env, env_steps=run.env_steps)
+    make_policy = scenarios.focal_policy_factory(run, _GREEDY.value,
+                                                 _SEED.value)
     results.append(scenarios.evaluate_run(
-        run.name, substrate, scenario_names, make_env,
-        scenarios.focal_policy_factory(run, _GREEDY.value, _SEED.value),
+        run.name, substrate, scenario_names, make_env, make_policy,
         run.size, _NUM_EPISODES.value, progress))
+    played.append((run.name, scenario_names, make_policy, run.size))
   out_dir = _OUT_DIR.value or os.path.join(_EXP_DIR.value[0], 'eval')
-  paths = scenarios.write_report(out_dir, results, runs,
-                                 _SCENARIO_BACKGROUND.value,
-                                 _NUM_EPISODES.value, max_steps)
+  write = lambda recorded: scenarios.write_report(
+      out_dir, results, runs, _SCENARIO_BACKGROUND.value, _NUM_EPISODES.value,
+      max_steps, videos=recorded)
+  paths = write(None)
+  if _VIDEOS.value:
+    # Extra episodes after every measured one, in their own envs, reseeded;
+    # then the report again, listing them.
+    seed = _SEED.value + videos.SEED_OFFSET
+    make_video_env = scenarios.scenario_env_factory(background, seed,
+                                                    max_steps)
+    recorded = []
+    with _video_errors(out_dir):
+      for k, (name, scenario_names, make_policy, size) in enumerate(played):
+        recorded += videos.record_scenarios(
+            name, scenario_names, make_video_env, make_policy, size, out_dir,
+            _MAX_VIDEOS.value, seed=seed + k)
+    paths = write(recorded)
   with open(paths['markdown']) as f:
     print(f.read())
   for k, p in paths.items():

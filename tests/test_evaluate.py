@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -147,12 +149,19 @@ def test_elo_flag_and_a_runs_payoff_table(tmp_path):
   assert 'Traceback' not in r.stderr
 
 
-def test_meltingpot_scenarios_of_a_tiny_run(tmp_path):
+def _needs_meltingpot():
   from marl_jax.envs import meltingpot  # pylint: disable=g-import-not-at-top
   if meltingpot.package_dir() is None:
-    import pytest  # pylint: disable=g-import-not-at-top
     pytest.skip('dm-meltingpot is not installed')
-  run_dir = str(tmp_path / 'cook')
+  return meltingpot
+
+
+@pytest.fixture(scope='module')
+def cook_run(tmp_path_factory):
+  """A tiny run of two members on collaborative_cooking__cramped (10-step
+  episodes), shared by the Melting Pot tests of this module."""
+  _needs_meltingpot()
+  run_dir = str(tmp_path_factory.mktemp('meltingpot') / 'cook')
   _train_single(run_dir, 'meltingpot', num_steps=40, population_size=2,
                 num_actors=1, num_envs_per_actor=1, sequence_length=5,
                 batch_size=2, replay_max_size=4, num_learner_devices=1,
@@ -160,6 +169,12 @@ def test_meltingpot_scenarios_of_a_tiny_run(tmp_path):
                    'network.conv_channels': (4,), 'network.conv_kernels': (3,),
                    'network.conv_strides': (4,), 'network.mlp_sizes': (8,),
                    'network.lstm_size': 4})
+  return run_dir
+
+
+def test_meltingpot_scenarios_of_a_tiny_run(tmp_path, cook_run):
+  meltingpot = _needs_meltingpot()
+  run_dir = cook_run
   scenario = 'collaborative_cooking__cramped_1'
   out = str(tmp_path / 'eval')
   # The background: the run itself (member 0), as TrainedPolicy plays it.
@@ -198,3 +213,146 @@ def test_meltingpot_scenarios_of_a_tiny_run(tmp_path):
     assert r.returncode == 2 and 'official Melting Pot bots' in r.stderr
     assert '--scenario_background=random' in r.stderr
     assert 'Traceback' not in r.stderr
+
+
+def _gif_frames_and_ms(path):
+  """Frames of a GIF and its total duration in ms (Pillow merges identical
+  consecutive frames into one longer frame, so the duration is exact)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  with Image.open(path) as im:
+    durations = []
+    for k in range(im.n_frames):
+      im.seek(k)
+      durations.append(im.info['duration'])
+  return len(durations), sum(durations)
+
+
+def _without_videos(doc):
+  return {k: v for k, v in doc.items() if k != 'videos'}
+
+
+def test_videos_are_extra_episodes_that_leave_the_numbers_unchanged(tmp_path):
+  import imageio.v2 as imageio  # pylint: disable=g-import-not-at-top
+  run_dir = str(tmp_path / 'toy')
+  _train_single(run_dir, 'toy', num_steps=400, population_size=2,
+                matchmaking='random')
+  outs = {}
+  for videos in (False, True):
+    out = outs[videos] = str(tmp_path / f'eval_{videos}')
+    r = run('evaluate.py', f'--exp_dir={run_dir}', '--heldout=scripted:random',
+            '--num_episodes=3', '--seed=5', f'--out_dir={out}',
+            *(['--videos'] if videos else []))
+    assert r.returncode == 0, r.stderr
+  docs = {}
+  for videos, out in outs.items():
+    with open(os.path.join(out, 'results.json')) as f:
+      docs[videos] = json.load(f)
+  # Identical numbers with and without --videos (same seed).
+  assert 'videos' not in docs[False]
+  assert _without_videos(docs[True]) == docs[False]
+  for name in ('crossplay.csv', 'payoff.json'):
+    with open(os.path.join(outs[False], name)) as a, open(
+        os.path.join(outs[True], name)) as b:
+      assert a.read() == b.read(), name
+  # One GIF per pair of members, named for who played whom.
+  names = {'toy_m0__vs__toy_m0', 'toy_m1__vs__toy_m1', 'toy_m0__vs__toy_m1',
+           'toy_m1__vs__toy_m0', 'toy_m0__vs__scripted-random_m0',
+           'toy_m1__vs__scripted-random_m0'}
+  gifs = sorted(os.listdir(os.path.join(outs[True], 'videos')))
+  assert gifs == sorted(n + '.gif' for n in names)
+  assert not os.path.exists(os.path.join(outs[False], 'videos'))
+  listed = docs[True]['videos']
+  assert sorted(v['file'] for v in listed) == sorted(
+      f'videos/{n}.gif' for n in names)
+  with open(os.path.join(outs[True], 'report.md')) as f:
+    markdown = f.read()
+  assert '## Videos' in markdown
+  for v in listed:
+    assert f']({v["file"]})' in markdown
+    # The writer's contract: the reset frame, then one per step (16).
+    frames = imageio.mimread(os.path.join(outs[True], v['file']))
+    assert len(frames) == v['steps'] + 1 == 16 + 1
+    assert frames[0].shape[:2] == (32, 32)
+  # --max_videos caps each block (focal run x partner), diagonal first.
+  out = str(tmp_path / 'eval_cap')
+  r = run('evaluate.py', f'--exp_dir={run_dir}', '--heldout=scripted:random',
+          '--num_episodes=1', '--videos', '--max_videos=1', f'--out_dir={out}')
+  assert r.returncode == 0, r.stderr
+  assert sorted(os.listdir(os.path.join(out, 'videos'))) == [
+      'toy_m0__vs__scripted-random_m0.gif', 'toy_m0__vs__toy_m0.gif']
+  r = run('evaluate.py', f'--exp_dir={run_dir}', '--max_videos=2')
+  assert r.returncode == 2 and '--max_videos is for --videos' in r.stderr
+  r = run('evaluate.py', f'--exp_dir={run_dir}', '--videos', '--max_videos=0')
+  assert r.returncode == 2 and '--max_videos must be positive' in r.stderr
+  assert 'Traceback' not in r.stderr
+
+
+def test_meltingpot_bots_as_heldout_partners(tmp_path, cook_run):
+  meltingpot = _needs_meltingpot()
+  cramped = 'collaborative_cooking__cramped'
+  # noop_bot is built by meltingpot.bot itself and needs no assets.
+  out = str(tmp_path / 'eval')
+  r = run('evaluate.py', f'--exp_dir={cook_run}',
+          '--heldout=meltingpot_bots:noop_bot', '--num_episodes=2',
+          '--videos', '--max_videos=1', f'--out_dir={out}')
+  assert r.returncode == 0, r.stderr
+  with open(os.path.join(out, 'results.json')) as f:
+    doc = json.load(f)
+  assert doc['runs']['meltingpot_bots:noop_bot'] == dict(
+      exp_dir='', population_size=1, env_steps=0, scripted=False,
+      meltingpot_bot='noop_bot')
+  assert {p['partner_run'] for p in doc['pairs']} == {
+      'cook', 'meltingpot_bots:noop_bot'}
+  assert '| | meltingpot_bots:noop_bot[0] |' in r.stdout
+  # Videos on Melting Pot: the bot rebound to the videos' env copy.
+  gifs = sorted(os.listdir(os.path.join(out, 'videos')))
+  assert gifs == ['cook_m0__vs__cook_m0.gif',
+                  'cook_m0__vs__meltingpot_bots-noop_bot_m0.gif']
+  for v in doc['videos']:
+    frames, ms = _gif_frames_and_ms(os.path.join(out, v['file']))
+    assert v['steps'] == 10 and 1 <= frames <= 11 and ms == 11 * 100
+  # Bad requests: one line, exit code 2, no traceback.
+  if not meltingpot.bots_installed():
+    r = run('evaluate.py', f'--exp_dir={cook_run}',
+            '--heldout=meltingpot_bots:all', f'--out_dir={tmp_path}/x')
+    assert r.returncode == 2, r.stderr
+    error = r.stderr.strip().splitlines()
+    assert len(error) == 1, r.stderr
+    assert error[0].startswith('evaluate.py: error: --heldout=meltingpot_bots:'
+                               'all needs the official Melting Pot bots')
+    assert f'{cramped}__chef_0' in error[0]
+    assert meltingpot.ASSETS_URL in error[0]
+    assert not os.path.exists(tmp_path / 'x')
+  r = run('evaluate.py', f'--exp_dir={cook_run}',
+          f'--heldout=meltingpot_bots:{cramped}__chef_9')
+  assert r.returncode == 2 and 'Did you mean' in r.stderr
+  assert 'Traceback' not in r.stderr
+  r = run('evaluate.py', f'--exp_dir={cook_run}',
+          '--heldout=meltingpot_bots:coins__puppet_cooperator_0')
+  assert r.returncode == 2 and 'is a bot of coins' in r.stderr
+  r = run('evaluate.py', f'--exp_dir={cook_run}', '--heldout=meltingpot_bots:')
+  assert r.returncode == 2 and 'names no bot' in r.stderr
+  assert 'Traceback' not in r.stderr
+
+
+def test_meltingpot_scenario_videos(tmp_path, cook_run):
+  _needs_meltingpot()
+  scenario = 'collaborative_cooking__cramped_1'
+  out = str(tmp_path / 'eval')
+  r = run('evaluate.py', f'--exp_dir={cook_run}', f'--scenarios={scenario}',
+          '--scenario_background=noop', '--scenario_max_steps=6',
+          '--num_episodes=1', '--videos', f'--out_dir={out}')
+  assert r.returncode == 0, r.stderr
+  names = [f'cook_m{m}__on__{scenario}.gif' for m in (0, 1)]
+  assert sorted(os.listdir(os.path.join(out, 'videos'))) == names
+  with open(os.path.join(out, 'scenarios.json')) as f:
+    doc = json.load(f)
+  assert [(v['run'], v['member'], v['scenario'], v['file'])
+          for v in doc['videos']] == [
+              ('cook', m, scenario, f'videos/{n}')
+              for m, n in zip((0, 1), names)]
+  for name in names:
+    frames, ms = _gif_frames_and_ms(os.path.join(out, 'videos', name))
+    assert 1 <= frames <= 7 and ms == 7 * 100  # reset + 6 steps at 10 fps
+  with open(os.path.join(out, 'scenarios.md')) as f:
+    assert f'](videos/{names[1]})' in f.read()

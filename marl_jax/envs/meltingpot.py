@@ -346,7 +346,10 @@ def bots_installed() -> bool:
   return root is not None and os.path.isdir(os.path.join(root, 'saved_models'))
 
 
-def _missing_bots_message(scenario: str, missing: Sequence[str]) -> str:
+def missing_bots_message(missing: Sequence[str], needed_by: str,
+                         instead: str) -> str:
+  """One line: ``needed_by`` needs the official bots ``missing``, which are
+  not installed; why, and how to install them; then ``instead``."""
   root = assets_dir()
   marker = os.path.join(root, STANDIN_MARKER) if root else None
   models = os.path.join(root or '<meltingpot>/assets', 'saved_models')
@@ -356,14 +359,19 @@ def _missing_bots_message(scenario: str, missing: Sequence[str]) -> str:
          f'their saved models are not under {models}.')
   cached = os.path.join(tempfile.gettempdir(), ASSETS_ARCHIVE)
   return (
-      f'Scenario {scenario!r} needs the official Melting Pot bots '
+      f'{needed_by} needs the official Melting Pot bots '
       f'({", ".join(sorted(missing)[:4])}{", ..." if len(missing) > 4 else ""}'
       f'), which are not installed: {why} To install them, download '
       f'{ASSETS_URL} to {cached} (or set MARL_JAX_MELTINGPOT_ASSETS=/path/to/'
       f'{ASSETS_ARCHIVE}), then run: pip install --no-cache-dir '
-      '--force-reinstall --no-deps dm-meltingpot==2.4.1. Or use a background '
-      "of ours: background='random', 'noop', a TrainedPolicy or any "
-      'meltingpot Policy.')
+      f'--force-reinstall --no-deps dm-meltingpot==2.4.1. {instead}')
+
+
+def _missing_bots_message(scenario: str, missing: Sequence[str]) -> str:
+  return missing_bots_message(
+      missing, f'Scenario {scenario!r}',
+      "Or use a background of ours: background='random', 'noop', a "
+      'TrainedPolicy or any meltingpot Policy.')
 
 
 # ----------------------------------------------------------------------------
@@ -730,6 +738,7 @@ class MeltingPot(Environment):
     self._needs_reset = True
     self._t = 0
     self._last_obs = None
+    self._last_raw = None
     self._background_rewards = np.zeros(
         (0 if self._is_focal is None else int((~self._is_focal).sum()),),
         np.float32)
@@ -850,6 +859,13 @@ class MeltingPot(Environment):
     return self._background_rewards.copy()
 
   @property
+  def last_meltingpot_timestep(self):
+    """The dm_env ``TimeStep`` meltingpot's env last returned, as its own
+    policies see it (every player's observation dict with all the
+    substrate's keys, per-player rewards); None before the first reset."""
+    return self._last_raw
+
+  @property
   def meltingpot_env(self):
     """meltingpot's ``Substrate`` or ``Scenario`` (do not step it)."""
     return self._env
@@ -881,6 +897,7 @@ class MeltingPot(Environment):
       step_type = _LAST
       discount = _ONE if t >= self._max_steps else np.float32(ts.discount)
     observations = self._last_obs = ts.observation
+    self._last_raw = ts
     info = (self._info_empty if self._is_focal is None else
             self._background_info())
     return TimeStep(step_type, np.array(ts.reward, np.float32), discount,
@@ -908,6 +925,7 @@ class MeltingPot(Environment):
 
   def _first_timestep(self, ts) -> TimeStep:
     observations = self._last_obs = ts.observation
+    self._last_raw = ts
     info = (self._info_empty if self._is_focal is None else
             self._background_info())
     return TimeStep(_FIRST, np.zeros((self._n,), np.float32), _ONE,

@@ -50,6 +50,9 @@ class CrossPlayResult(NamedTuple):
 class SeatedEpisode(NamedTuple):
   values: np.ndarray  # [num_agents] the metric of each slot
   zero_sum: bool  # every step's rewards summed to 0 over agents
+  # With render=True: env.render() after the reset and after every step
+  # (episode length + 1 frames); else None.
+  frames: Optional[list] = None
 
 
 _ZERO_SUM_ATOL = 1e-6
@@ -66,9 +69,10 @@ def play_seated(env: Environment, seats, metric: str = 'episode_return',
 
 def play_seated_episode(env: Environment, seats,
                         metric: str = 'episode_return',
-                        max_steps: Optional[int] = None) -> SeatedEpisode:
-  """As ``play_seated``, but returns every slot's ``metric`` and whether the
-  rewards were zero-sum at every step."""
+                        max_steps: Optional[int] = None,
+                        render: bool = False) -> SeatedEpisode:
+  """As ``play_seated``, but returns every slot's ``metric``, whether the
+  rewards were zero-sum at every step and, with ``render``, the frames."""
   n = env.spec().num_agents
   if len(seats) != n:
     raise ValueError(f'{n} agent slots need {n} seats, got {len(seats)}.')
@@ -88,6 +92,7 @@ def play_seated_episode(env: Environment, seats,
         f'Unknown metric {metric!r}: use episode_return or one of '
         f'{["episode_" + k for k in env.spec().info_keys]}.')
   ts = env.reset()
+  frames = [env.render()] if render else None
   total = np.zeros((n,))
   zero_sum = True
   steps = 0
@@ -101,7 +106,9 @@ def play_seated_episode(env: Environment, seats,
     total += ts.reward if metric == 'episode_return' else ts.info[info_key]
     zero_sum &= abs(float(np.sum(ts.reward))) <= _ZERO_SUM_ATOL
     steps += 1
-  return SeatedEpisode(total, bool(zero_sum))
+    if render:
+      frames.append(env.render())
+  return SeatedEpisode(total, bool(zero_sum), frames)
 
 
 def cross_play(env: Environment, pop_a: Policy, size_a: int, pop_b: Policy,

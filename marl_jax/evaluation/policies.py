@@ -80,6 +80,11 @@ class PopulationPolicy:
     if seed is not None:
       self._key = jax.random.PRNGKey(seed)
 
+  def reseed(self, seed: int) -> None:
+    """Restarts the acting key at ``seed`` (e.g. for extra, separately
+    seeded episodes such as videos)."""
+    self._key = jax.random.PRNGKey(seed)
+
   def reset(self, members: np.ndarray) -> None:
     self._members = jnp.asarray(members, jnp.int32)
     self._core = self._algorithm.initial_core_state(self._n)

@@ -1,10 +1,11 @@
 """Evaluation reports: self-play and cross-play tables, the gap, files.
 
 ``evaluate_runs`` plays every member of each focal run with every member of
-itself (self-play and within-population cross-play) and of each held-out run
-or scripted partner (zero-shot cross-play), and ``write_report`` writes JSON,
-CSV, a Markdown table and a heatmap PNG of the matrix, the matches as a
-payoff table, and, for competitive games, Elo ratings of every member.
+itself (self-play and within-population cross-play) and of each held-out run,
+scripted partner or Melting Pot bot (zero-shot cross-play), and
+``write_report`` writes JSON, CSV, a Markdown table and a heatmap PNG of the
+matrix, the matches as a payoff table, for competitive games Elo ratings of
+every member, and the list of recorded videos when there are any.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from marl_jax.evaluation import crossplay, elo, policies, scripted
+from marl_jax.evaluation import crossplay, elo, meltingpot_bots, policies
+from marl_jax.evaluation import scripted, videos as videos_lib
 from marl_jax.population import payoff as payoff_lib
 from marl_jax.utils import config as config_lib
 
@@ -52,6 +54,35 @@ def load_scripted(spec: str, env, seed: int) -> LoadedRun:
   return LoadedRun(name=spec, exp_dir='', config=None,
                    policy=scripted.make(name, env, seed=seed), size=1,
                    env_steps=0)
+
+
+def load_meltingpot_bot(name: str, env) -> LoadedRun:
+  """Melting Pot's bot ``name`` as a held-out population of one, playing in
+  ``env`` (named ``meltingpot_bots:<name>``)."""
+  return LoadedRun(name=meltingpot_bots.PREFIX + name, exp_dir='', config=None,
+                   policy=meltingpot_bots.make(name, env), size=1, env_steps=0)
+
+
+def for_env(run: LoadedRun, env, seed: int) -> LoadedRun:
+  """``run`` to play in another copy of the environment, reseeded (videos).
+
+  A trained population does not depend on the env: its policy (the same
+  object) restarts its key at ``seed``. Scripted partners are rebuilt with
+  ``env``; Melting Pot bots rebound to it (the same bot).
+  """
+  if run.config is not None:
+    run.policy.reseed(seed)
+    return run
+  if isinstance(run.policy, meltingpot_bots.BotPolicy):
+    return run._replace(policy=run.policy.for_env(env))
+  return load_scripted(run.name, env, seed)
+
+
+def close(runs) -> None:
+  """Closes the policies that hold resources (Melting Pot bots)."""
+  for r in runs:
+    if callable(getattr(r.policy, 'close', None)):
+      r.policy.close()
 
 
 class Block(NamedTuple):
@@ -202,7 +233,9 @@ def _payoff_markdown(title: str, table: payoff_lib.PayoffTable) -> List[str]:
 def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRun],
                  env_name: str, metric: str, num_episodes: int,
                  elo_ratings: Optional[EloTable] = None,
-                 run_payoffs: Optional[Dict[str, payoff_lib.PayoffTable]] = None
+                 run_payoffs: Optional[
+                     Dict[str, payoff_lib.PayoffTable]] = None,
+                 videos: Optional[Sequence[Dict[str, object]]] = None
                  ) -> Dict[str, str]:
   """Writes results.json, crossplay.csv, payoff.json, report.md, heatmap.png,
   and elo.csv when ``elo_ratings`` are given.
@@ -216,6 +249,7 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
     num_episodes: episodes per pair.
     elo_ratings: Elo ratings of the players, for competitive games.
     run_payoffs: payoff tables saved with runs (by run name), to show.
+    videos: recorded episodes (``videos.record_crossplay``), to list.
   """
   os.makedirs(out_dir, exist_ok=True)
   paths = {k: os.path.join(out_dir, v) for k, v in dict(
@@ -237,10 +271,7 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
                          episodes=num_episodes))
   write_csv(paths['csv'], rows)
   doc = dict(env=env_name, metric=metric, num_episodes=num_episodes,
-             runs={k: dict(exp_dir=v.exp_dir, population_size=v.size,
-                           env_steps=v.env_steps,
-                           scripted=v.config is None)
-                   for k, v in runs.items()},
+             runs={k: _run_doc(v) for k, v in runs.items()},
              summary=summ, pairs=rows, zero_sum=is_zero_sum(blocks))
   if elo_ratings is not None:
     elo_rows = [dict(player=p, rating=float(r), games=int(g), score=float(sc))
@@ -250,6 +281,8 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
     write_csv(paths['elo'], elo_rows)
   if run_payoffs:
     doc['run_payoff_tables'] = {k: t.to_dict() for k, t in run_payoffs.items()}
+  if videos:
+    doc['videos'] = list(videos)
   write_json(paths['json'], doc)
 
   # Markdown: the summary, then one matrix per block.
@@ -287,10 +320,23 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
   for name, table in run_payoffs.items():
     lines += _payoff_markdown(f'Payoff table saved with {name} '
                               f'({payoff_lib.FILENAME})', table)
+  if videos:
+    lines += videos_lib.markdown_lines(videos, metric)
+    paths['videos'] = os.path.join(out_dir, videos_lib.VIDEO_DIR)
   write_text(paths['markdown'], '\n'.join(lines) + '\n')
 
   _heatmap(paths['heatmap'], blocks, env_name, metric)
   return paths
+
+
+def _run_doc(run: LoadedRun) -> Dict[str, object]:
+  doc = dict(exp_dir=run.exp_dir, population_size=run.size,
+             env_steps=run.env_steps,
+             scripted=run.config is None and not isinstance(
+                 run.policy, meltingpot_bots.BotPolicy))
+  if isinstance(run.policy, meltingpot_bots.BotPolicy):
+    doc['meltingpot_bot'] = run.policy.name
+  return doc
 
 
 def write_csv(path: str, rows: Sequence[Dict[str, object]]) -> None:

@@ -42,6 +42,7 @@ from marl_jax.envs import meltingpot
 from marl_jax.envs.base import Environment
 from marl_jax.evaluation import crossplay
 from marl_jax.evaluation import report
+from marl_jax.evaluation import videos as videos_lib
 
 ALL = 'all'
 # What Melting Pot lets focal players observe (meltingpot.scenario's
@@ -202,6 +203,9 @@ class FocalPolicy:
 
   def reset(self, members: np.ndarray) -> None:
     self._policy.reset(members)
+
+  def reseed(self, seed: int) -> None:
+    self._policy.reseed(seed)
 
   def step(self, timestep) -> np.ndarray:
     observation = {k: timestep.observation[k] for k in self._keep}
@@ -496,7 +500,9 @@ def markdown(results: Sequence[ScenarioResult], background_name: str,
 def write_report(out_dir: str, results: Sequence[ScenarioResult],
                  runs: Mapping[str, Mapping[str, object]],
                  background_name: str, num_episodes: int,
-                 max_episode_steps: Optional[int] = None) -> Dict[str, str]:
+                 max_episode_steps: Optional[int] = None,
+                 videos: Optional[Sequence[Mapping[str, object]]] = None
+                 ) -> Dict[str, str]:
   """Writes scenarios.json, scenarios.csv, scenarios.md and
   scenarios_heatmap.png (members x scenarios) into ``out_dir``.
 
@@ -507,6 +513,7 @@ def write_report(out_dir: str, results: Sequence[ScenarioResult],
     background_name: the background (``bots``, ``noop``, a run dir, ...).
     num_episodes: episodes per member per scenario.
     max_episode_steps: the episode length cap, None for the substrates' own.
+    videos: recorded episodes (``videos.record_scenarios``), to list.
   """
   if not results:
     raise ValueError('No scenario results to report.')
@@ -529,9 +536,13 @@ def write_report(out_dir: str, results: Sequence[ScenarioResult],
                            focal_per_capita_return=float(r.substrate_mean[m]),
                            num_scenarios=len(r.scenarios))
                       for r in results for m in range(r.mean.shape[0])])
+  text = markdown(results, background_name, num_episodes)
+  if videos:
+    doc['videos'] = [dict(v) for v in videos]
+    text += '\n'.join(videos_lib.markdown_lines(videos, METRIC)) + '\n'
+    paths['videos'] = os.path.join(out_dir, videos_lib.VIDEO_DIR)
   report.write_json(paths['json'], doc)
-  report.write_text(paths['markdown'],
-                    markdown(results, background_name, num_episodes))
+  report.write_text(paths['markdown'], text)
   row_labels = [report.player_name(r.run, m) for r in results
                 for m in range(r.mean.shape[0])]
   col_labels = list(dict.fromkeys(s for r in results for s in r.scenarios))
