@@ -26,13 +26,14 @@ Conventions, the same for every family:
     JaxMARL's ``[height, width, 26]`` uint8 grid encoding, agent-centric (the
     agent's own layers first).
   * ``GLOBAL``: privileged state, the same ``[N, ...]`` row for every agent.
-    SMAX: JaxMARL's world state (float32). Otherwise every agent's own
-    observation, flattened (unpadded) and concatenated in slot order, with
-    the observation's dtype. ``global_state=False`` leaves it out (and XLA
-    then never computes it): for Overcooked it is ``[2, 2 * H * W * 26]``,
-    twice the ``GRID`` data, and materialising it is most of the adapter's
-    cost over raw JaxMARL (benchmarks/RESULTS.md); Overcooked's ``GRID`` is
-    already the whole kitchen, so a centralised critic can do without it.
+    SMAX: JaxMARL's world state, normalised (``smax_world_state``).
+    Otherwise every agent's own observation, flattened (unpadded) and
+    concatenated in slot order, with the observation's dtype.
+    ``global_state=False`` leaves it out (and XLA then never computes it):
+    for Overcooked it is ``[2, 2 * H * W * 26]``, twice the ``GRID`` data,
+    and materialising it is most of the adapter's cost over raw JaxMARL
+    (benchmarks/RESULTS.md); Overcooked's ``GRID`` is already the whole
+    kitchen, so a centralised critic can do without it.
   * ``ACTION_MASK`` ``[num_actions]`` float32, 1 where allowed. SMAX: the
     env's available actions on this step. MPE games whose agents have
     different action counts (``num_actions`` is the maximum; e.g.
@@ -66,6 +67,17 @@ Family specifics:
     the annealing hook is the pure ``set_training_progress(state, env_steps)
     -> state`` (the anakin loop calls it, ``HostEnvironment`` forwards its own
     ``set_training_progress``); resets inside ``step`` keep the weight.
+  * SMAX ``GLOBAL`` (``smax_world_state``): for every unit, allies then
+    enemies, ``[health / max health, x / map width, y / map height, weapon
+    cooldown / the type's cooldown clipped to [0, 1], unit-type one-hot]``
+    (zeros once dead), then each unit's team (0 ally, 1 enemy). That is
+    JaxMARL's ``world_state`` with each entry scaled as JaxMARL scales it in
+    the agents' own observations, without its trailing raw unit-type indices
+    (the one-hot has them). JaxMARL's raw world state has positions in map
+    units (0-32) and the raw weapon cooldown, which falls by 0.5 on every
+    step a unit does not fire and is never floored: it is a clock that
+    reaches -50 in a long episode. QMIX's mixer, fed that, did not learn
+    3m at all (0 wins in 400k steps where VDN reached 0.67).
   * SMAX info: ``won`` is 1 on the ``LAST`` step of a won battle (every enemy
     dead, an ally alive) and 0 otherwise. The reward is JaxMARL's (the
     enemy's lost health fraction, plus ``won_battle_bonus`` on a win), the
@@ -527,16 +539,36 @@ class JaxMarlSMAX(JaxMarlEnvironment):
 
   def _observation_spec(self, shapes):
     size = self._raw_shapes[self._agents[0]][0]
+    units = self._env.num_allies + self._env.num_enemies
+    state_size = units * (4 + int(self._env.unit_type_bits) + 1)
     return {'FEATURES': ArraySpec(size, np.float32),
-            GLOBAL: ArraySpec(tuple(shapes['world_state'].shape), np.float32),
+            GLOBAL: ArraySpec((state_size,), np.float32),
             ACTION_MASK: ArraySpec((self._num_actions,), np.float32)}
+
+  def smax_world_state(self, env_state) -> jax.Array:
+    """The normalised world state of the module docstring, ``[S]``."""
+    env, s = self._env, env_state.state
+    types = s.unit_types
+    health = s.unit_health / jnp.asarray(env.unit_type_health)[types]
+    position = s.unit_positions / jnp.array(
+        [env.map_width, env.map_height], jnp.float32)
+    cooldown = jnp.clip(
+        s.unit_weapon_cooldowns /
+        jnp.asarray(env.unit_type_weapon_cooldowns)[types], 0., 1.)
+    one_hot = jax.nn.one_hot(types, int(env.unit_type_bits))
+    units = jnp.concatenate([health[:, None], position, cooldown[:, None],
+                             one_hot], axis=-1)
+    units = jnp.where(s.unit_alive[:, None], units, 0.)
+    return jnp.concatenate([units.reshape(-1),
+                            s.unit_teams.astype(jnp.float32)]).astype(
+                                jnp.float32)
 
   def _observe(self, obs, env_state):
     avail = self._env.get_avail_actions(env_state)
     return {
         'FEATURES': jnp.stack([obs[a] for a in self._agents]).astype(
             jnp.float32),
-        GLOBAL: self._broadcast(obs['world_state'].astype(jnp.float32)),
+        GLOBAL: self._broadcast(self.smax_world_state(env_state)),
         ACTION_MASK: jnp.stack([avail[a] for a in self._agents]).astype(
             jnp.float32),
     }

@@ -15,10 +15,9 @@ Mixers map the chosen agents' utilities ``q [..., N]`` and the global state
     ``depth`` hidden mixing layers (1 as in the paper, 2 for a deeper mixer),
     ``hypernet_layers`` (1: linear, 2: one hidden ReLU layer of
     ``hypernet_embed`` units, as PyMARL2), and ``layer_norm`` of the state
-    input and of the hypernetworks' hidden layers (SMAX's world state is not
-    normalised, unlike SMAC's; without it QMIX's values diverged there). No
-    option touches the sign of the mixing weights, so monotonicity holds in
-    every configuration.
+    input and of the hypernetworks' hidden layers (off by default, as in
+    PyMARL2; for states that are not normalised). No option touches the sign
+    of the mixing weights, so monotonicity holds in every configuration.
 """
 
 from __future__ import annotations

@@ -28,6 +28,13 @@ Two kinds of iteration, chosen by ``algorithm.replay_table``:
     ``algorithm.acting_params(params, env_steps)`` (QMIX's epsilon) with the
     member's own env-step count.
 
+Test episodes (``test_episodes`` > 0 in the config): ``Anakin.test`` plays
+that many episodes per member from ``reset`` with greedy actions (``act``
+with ``greedy=True``: no exploration) and returns each member's mean
+episode return and mean per-episode sum of every ``info`` key (e.g. SMAX's
+``won``: the win rate); ``run`` calls it every ``test_interval_steps`` env
+steps and at the end, and logs it as ``test.csv`` (PyMARL's test episodes).
+
 Metrics come back as arrays with a leading ``[population_size]`` axis per
 iteration: the learner's metrics, and the mean episode return (and each
 ``info`` key's per-episode sum, e.g. sparse reward or wins) over episodes
@@ -85,6 +92,9 @@ class Anakin(NamedTuple):
   iteration: Callable[[MemberState], Any]
   steps_per_iteration: int
   num_iterations: int
+  # ``test(state [P], key) -> {'test_return': [P], 'test_<info>': [P]}``
+  # (module docstring); None when ``test_episodes`` is 0.
+  test: Optional[Callable[[MemberState, jax.Array], Any]] = None
 
 
 def _flat(x):
@@ -391,6 +401,47 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
 
   member_iteration = episode_iteration if joint else sequence_iteration
 
+  # ------------------------------------------------ greedy test episodes
+  E = int(config.get('test_episodes', 0) or 0)
+  if E < 0:
+    raise ValueError(f'test_episodes must be >= 0, got {E}.')
+  horizon = T if joint else int(spec.max_episode_steps or T)
+
+  def member_test(ms: MemberState, key):
+    k_env, k_roll = jax.random.split(key)
+    env_state, ts = jax.vmap(env.reset)(jax.random.split(k_env, E))
+    env_state = progress(env_state, ms.env_steps)
+    params = acting_params(ms.learner, ms.env_steps)
+
+    def step(carry, key):
+      env_state, ts, core, prev_a, prev_r, ongoing, ret, info = carry
+      k_env, k_act = jax.random.split(key)
+      action, _, core = algorithm.act(
+          params, _agent_input(ts, prev_a, prev_r), core, k_act, True)
+      action = action.reshape(E, N).astype(jnp.int32)
+      env_state, nts = jax.vmap(env.step)(env_state, action,
+                                          jax.random.split(k_env, E))
+      # The transition counts unless the episode already ended.
+      ongoing = ongoing * (ts.step_type != StepType.LAST)
+      ret = ret + ongoing * jnp.mean(nts.reward, axis=-1)
+      info = {k: info[k] + ongoing * jnp.mean(
+          nts.info[k].astype(jnp.float32), axis=-1) for k in info_keys}
+      prev_r = jnp.zeros_like(nts.reward) if joint else nts.reward
+      return (env_state, nts, core, action, prev_r, ongoing, ret, info), None
+
+    zeros = jnp.zeros((E,), jnp.float32)
+    carry = (env_state, ts, algorithm.initial_core_state(E * N),
+             jnp.zeros((E, N), jnp.int32), jnp.zeros((E, N), jnp.float32),
+             jnp.ones((E,), jnp.float32), zeros,
+             {k: zeros for k in info_keys})
+    carry, _ = jax.lax.scan(step, carry, jax.random.split(k_roll, horizon))
+    out = {'test_return': jnp.mean(carry[6])}
+    out.update({f'test_{k}': jnp.mean(v) for k, v in carry[7].items()})
+    return out
+
+  def test(state: MemberState, key):
+    return jax.vmap(member_test)(state, jax.random.split(key, P))
+
   def init(key) -> MemberState:
     return jax.vmap(member_init)(jax.random.split(key, P))
 
@@ -399,7 +450,7 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
 
   return Anakin(init=init, iteration=iteration,
                 steps_per_iteration=steps_per_iteration,
-                num_iterations=num_iterations)
+                num_iterations=num_iterations, test=test if E > 0 else None)
 
 
 def make_train(config, env: JaxEnvironment, algorithm: Algorithm,
@@ -462,6 +513,9 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None):
 
   run_chunk = jax.jit(run_chunk, donate_argnums=0)
   state = jax.jit(anakin.init)(jax.random.PRNGKey(config.seed))
+  test_fn = jax.jit(anakin.test) if anakin.test is not None else None
+  test_interval = max(int(config.get('test_interval_steps', 0) or 0), 1)
+  test_key = jax.random.PRNGKey(config.seed + 1_000_003)
 
   ckpt = checkpointing.Checkpointer(os.path.join(exp_dir, 'checkpoints'),
                                     max_to_keep=config.max_checkpoints_to_keep)
@@ -471,6 +525,15 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None):
   env_steps, iterations, interrupted = 0, 0, False
   last_returns = None
   last_ckpt = time.monotonic()
+  next_test, last_test, tested_at = 0, {}, -1
+
+  def run_test():
+    nonlocal test_key, last_test, tested_at
+    test_key, sub = jax.random.split(test_key)
+    last_test = {k: np.asarray(v, np.float64)
+                 for k, v in jax.device_get(test_fn(state, sub)).items()}
+    tested_at = env_steps
+    logger.write('test', env_steps, last_test)
 
   def save(force=False):
     # The same layout as the distributed runtime's, so load_run reads both.
@@ -508,11 +571,19 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None):
                    if np.ndim(v) == 2 and np.any(np.isfinite(v[-1]))}
         learner['iterations_per_s'] = chunk / max(time.monotonic() - t0, 1e-9)
         logger.write('learner', env_steps, learner)
-        progress.update(env_steps, last_returns,
-                        {'updates': int(np.asarray(state.learner.step)[0])})
+        if test_fn is not None and env_steps >= next_test:
+          run_test()
+          next_test = (env_steps // test_interval + 1) * test_interval
+        extra = {'updates': int(np.asarray(state.learner.step)[0])}
+        extra.update({k: float(v[0]) if v.size == 1 else
+                      ' '.join(f'{x:.2f}' for x in v)
+                      for k, v in last_test.items() if k != 'test_return'})
+        progress.update(env_steps, last_returns, extra)
         if time.monotonic() - last_ckpt >= config.checkpoint_every_s:
           save()
           last_ckpt = time.monotonic()
+      if test_fn is not None and tested_at != env_steps:
+        run_test()
       save(force=True)
       ckpt.wait()
     finally:

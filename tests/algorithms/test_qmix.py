@@ -125,6 +125,79 @@ def test_qmix_is_monotonic_in_every_agent_utility(depth, hyper_layers,
     assert np.std(np.asarray(q_tot)) > 1e-3
 
 
+def numpy_qmix(params, q, s):
+  """QMIX's mixer (Rashid et al., 2018, eqs. 4-5, PyMARL2's 2-layer
+  hypernetworks) in numpy, from the haiku parameters: Q_tot = |W_2(s)|^T
+  elu(|W_1(s)|^T q + b_1(s)) + V(s)."""
+  p = jax.tree.map(np.asarray, params)
+  lin = lambda name, x: x @ p[name]['w'] + p[name]['b']
+  relu = lambda x: np.maximum(x, 0.)
+  elu = lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.)))
+  w1 = np.abs(lin('hyper_w_1/linear_1', relu(lin('hyper_w_1/linear', s))))
+  w1 = w1.reshape(N, -1)
+  b1 = lin('hyper_b_1', s)
+  w2 = np.abs(lin('hyper_w_final/linear_1',
+                  relu(lin('hyper_w_final/linear', s))))
+  v = lin('hyper_v_out', relu(lin('hyper_v_hidden', s)))[0]
+  return elu(q @ w1 + b1) @ w2 + v
+
+
+def test_qmix_mixer_matches_numpy_at_hand_picked_states():
+  mixer = make_mixer('qmix', N, S, _config())
+  params = mixer.init(jax.random.PRNGKey(3))
+  q = np.array([[0.5, -1., 2.], [0., 0., 0.], [3., 1., -2.]], np.float32)
+  s = np.array([np.linspace(-1., 1., S), np.zeros(S), np.eye(S)[2]],
+               np.float32)
+  got = np.asarray(mixer.apply(params, q, s))
+  want = [numpy_qmix(params, qi, si) for qi, si in zip(q, s)]
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_qmix_loss_mixes_q_t_with_state_t_and_bootstraps_with_state_t1():
+  """Q_tot(s_t, a_t) uses the state of step t and the target the state of
+  step t + 1 (each step's state differs here), recomputed in numpy."""
+  config = _config(td_lambda=0.0, discount=0.9, target_update_interval=1000)
+  algo = algorithms.make('qmix', SPEC, config)
+  state = algo.init(jax.random.PRNGKey(0))
+  target = algo.init(jax.random.PRNGKey(1)).params
+  state = state._replace(extras={**state.extras, 'target': target})
+  rng = np.random.default_rng(4)
+  B, T = 3, 8
+  batch = random_episodes(rng, B, T)
+  _, metrics = algo.update(state, batch)
+
+  net = make_q_network(SPEC, config.network, True)
+
+  def qs(p):
+    rows = lambda x: np.swapaxes(x, 0, 1).reshape((T + 1, B * N) +
+                                                  x.shape[3:])
+    st = np.broadcast_to(batch.step_type[:, :, None], (B, T + 1, N))
+    x = AgentInput({k: rows(v) for k, v in batch.observation.items()},
+                   rows(batch.prev_action), rows(np.zeros((B, T + 1, N))),
+                   rows(st))
+    q, _ = net.unroll(p, x, net.initial_state(B * N))
+    return np.swapaxes(np.asarray(q).reshape(T + 1, B, N, A), 0, 1)
+
+  q_online, q_target = qs(state.params['agent']), qs(target['agent'])
+  state_t = batch.observation['GLOBAL'][:, :, 0]
+  taken = np.take_along_axis(q_online, batch.action[..., None], -1)[..., 0]
+  greedy = np.argmax(q_online, axis=-1)
+  nxt = np.take_along_axis(q_target, greedy[..., None], -1)[..., 0]
+  q_tot, g, count = 0., 0., 0
+  for b in range(B):
+    for t in range(T):
+      if batch.mask[b, t + 1] and batch.step_type[b, t] != StepType.LAST:
+        q_tot += numpy_qmix(state.params['mixer'], taken[b, t],
+                            state_t[b, t])
+        g += (batch.reward[b, t + 1].mean() + 0.9 * batch.discount[b, t + 1]
+              * numpy_qmix(target['mixer'], nxt[b, t + 1], state_t[b, t + 1]))
+        count += 1
+  np.testing.assert_allclose(metrics['q_taken_mean'], q_tot / count,
+                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(metrics['target_mean'], g / count, rtol=1e-4,
+                             atol=1e-5)
+
+
 def test_vdn_is_the_sum():
   mixer = make_mixer('vdn', N, S, _config())
   q = np.random.default_rng(0).normal(size=(2, 5, N)).astype(np.float32)

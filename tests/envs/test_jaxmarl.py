@@ -154,6 +154,54 @@ def test_smax_battle_end_is_a_termination_and_won_is_reported(tmp_path):
   assert os.path.getsize(path) > 0
 
 
+def _normalised_world_state(smax, inner_state):
+  """JaxMARL's raw world state, rescaled here in numpy: positions by the map
+  size, weapon cooldowns by the unit type's, clipped to [0, 1]; the trailing
+  raw unit types dropped."""
+  raw = np.asarray(smax.get_world_state(inner_state))
+  units = smax.num_allies + smax.num_enemies
+  per_unit = raw[:units * (4 + smax.unit_type_bits)].reshape(units, -1).copy()
+  per_unit[:, 1] /= smax.map_width
+  per_unit[:, 2] /= smax.map_height
+  types = np.asarray(inner_state.unit_types)
+  cooldown = np.asarray(smax.unit_type_weapon_cooldowns)[types]
+  per_unit[:, 3] = np.clip(per_unit[:, 3] / cooldown, 0., 1.)
+  teams = raw[units * (4 + smax.unit_type_bits):][:units]
+  return np.concatenate([per_unit.reshape(-1), teams])
+
+
+def test_smax_global_is_the_normalised_world_state():
+  """JaxMARL's raw world state has map-unit positions and a weapon cooldown
+  that falls by 0.5 a step without a floor (a clock, -50 after 100 idle
+  steps); QMIX's mixer could not learn from it. GLOBAL is scaled into
+  [0, 1], the same row for every agent."""
+  env = envs.make_jax('jaxmarl/smax_3m', horizon=6)
+  smax = env.jaxmarl_env._env  # pylint: disable=protected-access
+  state, ts = jax_contract.reset(env, jax.random.PRNGKey(0))
+  n = env.spec().num_agents
+  assert env.spec().observation['GLOBAL'].shape == (2 * n * (4 + 6 + 1),)
+  # A state after a long idle stretch: cooldowns far below 0, one ally and
+  # one enemy dead.
+  inner = state.env_state.state
+  inner = inner.replace(
+      unit_weapon_cooldowns=jnp.array([-40., 0.3, -0.2, -25., 2., 0.]),
+      unit_alive=inner.unit_alive.at[jnp.array([1, 4])].set(False),
+      unit_health=inner.unit_health.at[jnp.array([1, 4])].set(0.))
+  state = state._replace(env_state=state.env_state.replace(state=inner))
+  want = _normalised_world_state(smax, inner)
+  got = np.asarray(env.smax_world_state(state.env_state))
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+  assert got.min() >= 0. and got.max() <= 1.
+  assert np.asarray(smax.get_world_state(inner)).min() <= -25.  # Raw: not.
+  # Observed after a step, from the state it describes.
+  state, ts = jax_contract.step(env, state, jnp.full((n,), 4),
+                                jax.random.PRNGKey(1))
+  g = np.asarray(ts.observation['GLOBAL'])
+  np.testing.assert_allclose(
+      g, np.broadcast_to(_normalised_world_state(
+          smax, state.env_state.state), g.shape), rtol=1e-6, atol=1e-6)
+
+
 def test_mpe_heterogeneous_padding_mask_and_global():
   # The configuration of the vmap test below: its compilations are reused.
   env = envs.make_jax('jaxmarl/mpe_simple_speaker_listener', horizon=5)

@@ -12,7 +12,7 @@ import pytest
 from configs import mappo as mappo_configs
 from configs import qmix as qmix_configs
 from marl_jax import algorithms
-from marl_jax.algorithms.base import Algorithm
+from marl_jax.algorithms.base import ActorExtras, Algorithm
 from marl_jax.envs.base import JaxEnvironment
 from marl_jax.runtime import anakin
 from marl_jax.types import ArraySpec, EnvSpec, StepType, TimeStep
@@ -233,16 +233,65 @@ def test_value_decomposition_learns_penalty(name):
   assert np.nanmean(returns[-10:]) >= 0.8 * optimal
 
 
+# ----------------------------------------------------------- test episodes
+class TwoStepGuess(Guess):
+  """Guess whose episodes always last 2 steps."""
+
+  def reset(self, key):
+    state = (jnp.int32(0), jnp.int32(2), jax.random.randint(key, (), 0, 3))
+    return state, self._ts(StepType.FIRST, jnp.zeros(2), 1., state)
+
+
+def _hits_only_when_greedy(algo: Algorithm) -> Algorithm:
+  """``act`` that always hits the target when greedy and never otherwise."""
+
+  def act(params, inputs, core_state, key, greedy=False):
+    del params, key
+    x = inputs.observation['FEATURES']
+    target = (x[:, 2] + 2 * x[:, 3]).astype(jnp.int32)
+    first = inputs.observation['AGENT_ID'][:, 0] > 0
+    hit = jnp.where(first, jnp.minimum(target, 1),
+                    target - jnp.minimum(target, 1))
+    miss = jnp.where(target == 0, 1, 0)  # (1, 1) for 0, (0, 0) otherwise
+    action = hit if greedy else miss
+    logits = jnp.zeros(x.shape[:1] + (2,))
+    return action.astype(jnp.int32), ActorExtras(logits=logits), core_state
+
+  return algo._replace(act=act)
+
+
+@pytest.mark.parametrize('name', ['qmix', 'ippo'])
+def test_test_episodes_are_greedy_and_end_at_last(name):
+  """Each 2-step episode scores exactly 2 greedily: nothing after its LAST
+  counts (the scan runs 4 steps), and exploration is off (0 otherwise)."""
+  env = TwoStepGuess()
+  config = _qmix_config() if name == 'qmix' else _ippo_config()
+  config.test_episodes = 5  # Not an IPPO config key: the runtime's .get.
+  config.population_size = 2
+  algo = _hits_only_when_greedy(algorithms.make(name, env.spec(), config))
+  ak = anakin.make_anakin(config, env, algo)
+  state = ak.init(jax.random.PRNGKey(0))
+  out = jax.jit(ak.test)(state, jax.random.PRNGKey(1))
+  np.testing.assert_allclose(out['test_return'], [2., 2.])
+  np.testing.assert_allclose(out['test_hits'], [2., 2.])
+  assert anakin.make_anakin(_qmix_config(test_episodes=0), env,
+                            algo).test is None
+
+
 # ------------------------------------------------------------------- shell
 def test_run_writes_logs_and_a_checkpoint(tmp_path):
   config = _qmix_config(env='jax/penalty', num_steps=2_000,
                         log_every_updates=5)
   result = anakin.run(config, str(tmp_path))
   assert result.env_steps >= 2_000 and result.learner_steps > 0
-  for name in ('actor.csv', 'learner.csv'):
+  for name in ('actor.csv', 'learner.csv', 'test.csv'):
     assert os.path.exists(tmp_path / name)
   header = (tmp_path / 'actor.csv').read_text().splitlines()[0]
   assert 'member_0/episode_return' in header
+  # Greedy test episodes at the start and at the end.
+  lines = (tmp_path / 'test.csv').read_text().splitlines()
+  assert 'member_0/test_return' in lines[0] and len(lines) >= 3
+  assert int(lines[-1].split(',')[0]) == result.env_steps
   assert os.listdir(tmp_path / 'checkpoints')
   # evaluate.py loads an anakin run by its run dir, as any other.
   from marl_jax.evaluation import policies  # pylint: disable=g-import-not-at-top
