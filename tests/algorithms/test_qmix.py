@@ -168,17 +168,8 @@ def test_qmix_loss_mixes_q_t_with_state_t_and_bootstraps_with_state_t1():
 
   net = make_q_network(SPEC, config.network, True)
 
-  def qs(p):
-    rows = lambda x: np.swapaxes(x, 0, 1).reshape((T + 1, B * N) +
-                                                  x.shape[3:])
-    st = np.broadcast_to(batch.step_type[:, :, None], (B, T + 1, N))
-    x = AgentInput({k: rows(v) for k, v in batch.observation.items()},
-                   rows(batch.prev_action), rows(np.zeros((B, T + 1, N))),
-                   rows(st))
-    q, _ = net.unroll(p, x, net.initial_state(B * N))
-    return np.swapaxes(np.asarray(q).reshape(T + 1, B, N, A), 0, 1)
-
-  q_online, q_target = qs(state.params['agent']), qs(target['agent'])
+  q_online = _agent_qs(net, state.params['agent'], batch)
+  q_target = _agent_qs(net, target['agent'], batch)
   state_t = batch.observation['GLOBAL'][:, :, 0]
   taken = np.take_along_axis(q_online, batch.action[..., None], -1)[..., 0]
   greedy = np.argmax(q_online, axis=-1)
@@ -275,6 +266,18 @@ def random_episodes(rng, B, T, action_mask=None):
       weight=np.ones((B,), np.float32))
 
 
+
+def _agent_qs(net, params, batch):
+  """Every agent's Q-values ``[B, T + 1, N, A]`` on ``batch``: the agent
+  network unrolled over each episode's ``B * N`` agent rows."""
+  B, T1 = batch.step_type.shape[:2]
+  rows = lambda x: np.swapaxes(x, 0, 1).reshape((T1, B * N) + x.shape[3:])
+  st = np.broadcast_to(batch.step_type[:, :, None], (B, T1, N))
+  x = AgentInput({k: rows(v) for k, v in batch.observation.items()},
+                 rows(batch.prev_action), rows(np.zeros((B, T1, N))), rows(st))
+  q, _ = net.unroll(params, x, net.initial_state(B * N))
+  return np.swapaxes(np.asarray(q).reshape(T1, B, N, A), 0, 1)
+
 def _junk_in_padding(batch, rng):
   pad = batch.mask == 0
   last = batch.step_type == StepType.LAST
@@ -334,17 +337,8 @@ def test_targets_use_the_masked_double_q_argmax():
 
   net = make_q_network(SPEC, config.network, True)
 
-  def qs(p):
-    rows = lambda x: np.swapaxes(x, 0, 1).reshape((T + 1, B * N) +
-                                                  x.shape[3:])
-    st = np.broadcast_to(batch.step_type[:, :, None], (B, T + 1, N))
-    x = AgentInput({k: rows(v) for k, v in batch.observation.items()},
-                   rows(batch.prev_action), rows(np.zeros((B, T + 1, N))),
-                   rows(st))
-    q, _ = net.unroll(p, x, net.initial_state(B * N))
-    return np.swapaxes(np.asarray(q).reshape(T + 1, B, N, A), 0, 1)
-
-  q_online, q_target = qs(state.params['agent']), qs(target['agent'])
+  q_online = _agent_qs(net, state.params['agent'], batch)
+  q_target = _agent_qs(net, target['agent'], batch)
   chosen = np.argmax(np.where(avail > 0, q_online, -np.inf), axis=-1)
   v = np.take_along_axis(q_target, chosen[..., None], -1)[..., 0].sum(-1)
   total, count = 0., 0
