@@ -383,6 +383,10 @@ class LearnerNode:
     self._variables: Tuple[int, Any] = (-1, None)
     self._variables_lock = threading.Lock()
     self.learner = None
+    # Whether step() writes the periodic checkpoints (every
+    # checkpoint_every_s). The single launcher writes them itself, between
+    # iterations, where its exact-resume state is consistent.
+    self.autosave = True
     # Extra state for the checkpoint: a callable returning a picklable dict
     # (the single launcher's env loops and replay, for exact resume).
     self.extra_state = None
@@ -497,10 +501,15 @@ class LearnerNode:
           now - self._last_log, 1e-9)
       self._last_log = now
       self._logger.write('learner', counts['env_steps'], m)
-    if time.monotonic() - self._last_ckpt >= config.checkpoint_every_s:
+    if self.autosave:
+      self.save_if_due()
+    return metrics
+
+  def save_if_due(self) -> None:
+    """Writes a checkpoint if ``checkpoint_every_s`` passed since the last."""
+    if time.monotonic() - self._last_ckpt >= self._config.checkpoint_every_s:
       self.save()
       self._last_ckpt = time.monotonic()
-    return metrics
 
   def save(self, force: bool = False) -> None:
     config = self._config

@@ -262,6 +262,7 @@ def run(config, exp_dir: str, resume: bool = False,
     raise
   spec = loops[0].spec
   learner_node.extra_state = runtime_state
+  learner_node.autosave = False  # Saved below, between whole iterations.
 
   logger = learner_node._logger  # pylint: disable=protected-access
   eval_policy = []  # built on first use, then only its params change
@@ -432,6 +433,7 @@ def run(config, exp_dir: str, resume: bool = False,
             take_snapshot()
         if evaluator is not None:
           evaluator.step()
+        learner_node.save_if_due()
         counts = counter.get()
         progress.update(counts['env_steps'], counts['member_returns'],
                         {'updates': counts['learner_steps']})
