@@ -33,8 +33,13 @@ def assert_resume_is_exact(config, straight, interrupted, stop_after):
   first = single.run(config, interrupted, max_env_steps_this_run=stop_after)
   assert 0 < first.env_steps < config.num_steps
   single.run(config, interrupted, resume=True)
+  assert_same_final_params(straight, interrupted)
+
+
+def assert_same_final_params(straight, other):
+  """Both runs ended at the same step with identical params."""
   a, meta_a = final_params(straight)
-  b, meta_b = final_params(interrupted)
+  b, meta_b = final_params(other)
   assert meta_a['env_steps'] == meta_b['env_steps']
   assert meta_a['learner_steps'] == meta_b['learner_steps'] > 0
   jax.tree.map(np.testing.assert_array_equal, a, b)
@@ -259,8 +264,4 @@ def test_resume_from_a_periodic_checkpoint_is_exact(tmp_path):
     if step > middle:
       shutil.rmtree(os.path.join(resumed, 'checkpoints', str(step)))
   single.run(config, resumed, resume=True)
-  a, meta_a = final_params(straight)
-  b, meta_b = final_params(resumed)
-  assert meta_a['env_steps'] == meta_b['env_steps']
-  assert meta_a['learner_steps'] == meta_b['learner_steps'] > 0
-  jax.tree.map(np.testing.assert_array_equal, a, b)
+  assert_same_final_params(straight, resumed)
