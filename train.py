@@ -241,6 +241,11 @@ def _main(argv):
   finally:
     if not anakin_runtime:
       env.close()
+  if (not anakin_runtime and
+      config.get('joint_rollout', 'episodes') != 'episodes'):
+    raise UsageError(f'joint_rollout={config.joint_rollout!r} is an anakin '
+                     'option: the distributed actors store whole episodes; '
+                     'use --runtime=anakin or joint_rollout=episodes.')
   if (algorithm.replay_table.joint and not anakin_runtime and
       config.launcher == 'single'):
     raise UsageError(f'{config.algo} learns from joint episodes, which the '

@@ -2,7 +2,7 @@ r"""Training env steps/s of our anakin runtime next to JaxMARL's own baselines.
 
   python benchmarks/jaxmarl_speed.py --jaxmarl_dir=/path/to/JaxMARL
   python benchmarks/jaxmarl_speed.py --jaxmarl_dir=/tmp/jaxmarl \
-      --which=qmix_smax --steps=100000 --repeats=3
+      --which=qmix_smax --steps=100000 --repeats=3 --qmix_rollout=episodes
 
 Cases (``--which``):
   ippo_overcooked  JaxMARL's ``baselines/IPPO/ippo_ff_overcooked.py`` (config
@@ -59,12 +59,18 @@ What is not matched (structural or fixed in one codebase):
   per minibatch). We record behaviour logits and recompute values with one
   extra forward pass over the batch at the start of ``update``; they record
   the value and log-prob while acting. They anneal the learning rate.
-  QMIX: each of our env copies plays one episode from reset per iteration and
-  the steps after its end are padding (computed, not counted, and masked in
-  the update); their 100-step chunks run on through auto-resets, so every
-  step is counted. Both therefore compute 16 x 100 env-step *slots* per
-  iteration and train on 32 x 100-step sequences per update; we report both
-  real env steps/s and slots/s. Our replay stores ``GLOBAL`` once per agent
+  QMIX: with ``--qmix_rollout=chunks`` (the default) our copies run 100-step
+  chunks on through their resets as theirs do (``joint_rollout='chunks'``),
+  with one difference: our env contract (dm_env's) spends the step after
+  ``LAST`` on the reset, which is a slot but not an env step, while their
+  env resets inside the step that ends an episode; with 3m's ~17-step
+  episodes about 1 slot in 18 is a reset. With ``--qmix_rollout=episodes``
+  (our default ``joint_rollout``, PyMARL2's) each copy plays one episode
+  from reset per iteration and the steps after its end are padding
+  (computed, not counted, and masked in the update). Both sides compute
+  16 x 100 env-step *slots* per iteration and train on 32 x 100-step
+  sequences per update; we report both real env steps/s and slots/s. Our
+  replay stores ``GLOBAL`` once per agent
   (``[N, S]`` per step) where theirs stores the world state once. They use
   RAdam, we Adam; our epsilon follows env steps, theirs updates.
 """
@@ -108,6 +114,10 @@ _WARMUP = flags.DEFINE_integer(
     'warmup_iterations', -1, 'Iterations of the short run (-1: 2 for IPPO, '
     '40 for QMIX, past JaxMARL QMIX\'s 32 iterations without learning).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Random seed of both sides.')
+_QMIX_ROLLOUT = flags.DEFINE_enum(
+    'qmix_rollout', 'chunks', ['chunks', 'episodes'],
+    'Our QMIX joint_rollout: chunks through resets (JaxMARL\'s layout) or '
+    'whole episodes padded to the limit (PyMARL2\'s).')
 _NUM_ENVS = flags.DEFINE_integer('num_envs', 16, 'Env copies, both sides.')
 _QMIX_HIDDEN = flags.DEFINE_integer(
     'qmix_hidden', 64, 'QMIX agent MLP and GRU width (their HIDDEN_SIZE).')
@@ -337,6 +347,7 @@ def qmix_smax(checkout: str, iterations: int):
   o.target_update = 'hard'
   o.target_update_interval = 10
   o.max_grad_norm = float(c['MAX_GRAD_NORM'])
+  o.joint_rollout = _QMIX_ROLLOUT.value
   o.population_size = 1
   o.num_steps = iterations * M * T
   if 'test_episodes' in o:  # Greedy tests: ``anakin.run`` only, never here.
@@ -366,7 +377,8 @@ def _our_side(config, iterations, slots_per_iteration) -> Side:
             'learning_rate', 'max_grad_norm', 'batch_size', 'replay_max_size',
             'updates_per_iteration', 'max_episode_steps', 'mixer_embed',
             'hypernet_layers', 'hypernet_embed', 'mixer_layer_norm',
-            'td_lambda', 'double_q', 'target_update_interval'):
+            'td_lambda', 'double_q', 'target_update_interval',
+            'joint_rollout'):
     if k in config:
       settings[k] = config[k]
   settings['network'] = {k: v for k, v in config.network.to_dict().items()

@@ -45,6 +45,11 @@ def get_config(preset: str = 'smax_3m') -> ml_collections.ConfigDict:
   c.num_envs_per_actor = 8  # episodes per iteration (PyMARL2 batch_size_run)
   c.num_learner_devices = 0
   c.updates_per_iteration = 1
+  # Anakin only. 'episodes': each copy plays one whole episode per iteration
+  # from reset, stored padded to the episode limit (PyMARL2). 'chunks': each
+  # copy plays sequence-length steps on through its resets, stored unpadded
+  # (JaxMARL); short episodes then waste no compute on padding.
+  c.joint_rollout = 'episodes'
 
   # QMIX (PyMARL2 defaults).
   c.discount = 0.99

@@ -26,7 +26,10 @@ Two kinds of iteration, chosen by ``algorithm.replay_table``:
     over ``num_steps``), and ``updates_per_iteration`` updates sample
     ``batch_size`` episodes once the replay holds that many. Acting uses
     ``algorithm.acting_params(params, env_steps)`` (QMIX's epsilon) with the
-    member's own env-step count.
+    member's own env-step count. With ``joint_rollout='chunks'`` each copy
+    instead plays ``T`` steps on from where it stopped, through its resets,
+    and the replay holds these chunks (JaxMARL's layout, ``rollout_chunks``):
+    no padding, so short episodes cost no compute on steps after ``LAST``.
 
 Test episodes (``test_episodes`` > 0 in the config): ``Anakin.test`` plays
 that many episodes per member from ``reset`` with greedy actions (``act``
@@ -61,6 +64,9 @@ from marl_jax.replay import episode_buffer
 from marl_jax.types import EpisodeBatch, StepType, TimeStep, Trajectory
 
 
+JOINT_ROLLOUTS = ('episodes', 'chunks')
+
+
 class MemberState(NamedTuple):
   """One member's runner state (the runtime stacks members on axis 0)."""
   learner: LearnerState
@@ -68,7 +74,9 @@ class MemberState(NamedTuple):
   timestep: TimeStep  # [M, ...], the current step
   action: jax.Array  # [M, N] pending action on ``timestep`` (sequences)
   logits: jax.Array  # [M, N, A] its behaviour logits
-  core: Any  # [M * N, ...] recurrent state after acting on ``timestep``
+  # [M * N, ...] recurrent state after acting on ``timestep`` (sequences);
+  # before acting on it (chunks)
+  core: Any
   core_in: Any  # [M * N, ...] recurrent state before acting on ``timestep``
   prev_action: jax.Array  # [M, N]
   prev_reward: jax.Array  # [M, N]
@@ -108,6 +116,31 @@ def _agent_input(ts: TimeStep, prev_action, prev_reward) -> AgentInput:
       observation={k: _flat(v) for k, v in ts.observation.items()},
       prev_action=_flat(prev_action), prev_reward=_flat(prev_reward),
       step_type=jnp.repeat(ts.step_type, n))
+
+
+def _track_episodes(nts: TimeStep, returns, info_returns, done, info_keys):
+  """Adds step ``nts``'s rewards to the running ``[M, N]`` episode returns
+  (restarted on ``FIRST``) and folds the episodes ending at ``nts``
+  (``LAST``) into ``done = (sum of agent-mean returns, count, info sums)``."""
+  n = nts.reward.shape[1]
+  first = (nts.step_type == StepType.FIRST)[:, None]
+  last = (nts.step_type == StepType.LAST)[:, None]
+  returns = jnp.where(first, 0., returns + nts.reward)
+  info_returns = {k: jnp.where(first, 0., info_returns[k] +
+                               nts.info[k].astype(jnp.float32))
+                  for k in info_keys}
+  sum_done, count_done, info_done = done
+  sum_done += jnp.sum(jnp.where(last, returns, 0.)) / n
+  count_done += jnp.sum(last[:, 0])
+  info_done = {k: info_done[k] + jnp.sum(jnp.where(last, info_returns[k],
+                                                   0.)) / n
+               for k in info_keys}
+  return returns, info_returns, (sum_done, count_done, info_done)
+
+
+def _no_episodes(info_keys):
+  zero = jnp.zeros((), jnp.float32)
+  return (zero, zero, {k: zero for k in info_keys})
 
 
 def _episode_means(sum_done, count_done, info_done, info_keys):
@@ -232,30 +265,17 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
       was_last = (ts.step_type == StepType.LAST)[:, None]
       prev_a = jnp.where(was_last, 0, action)
       prev_r = jnp.where(was_last, 0., nts.reward)
-      first = (nts.step_type == StepType.FIRST)[:, None]
-      last = (nts.step_type == StepType.LAST)[:, None]
-      returns = jnp.where(first, 0., returns + nts.reward)
-      info_returns = {k: jnp.where(first, 0., info_returns[k] +
-                                   nts.info[k].astype(jnp.float32))
-                      for k in info_keys}
-      sum_done, count_done, info_done = done
-      sum_done += jnp.sum(jnp.where(last, returns, 0.)) / N
-      count_done += jnp.sum(last[:, 0])
-      info_done = {k: info_done[k] + jnp.sum(jnp.where(last, info_returns[k],
-                                                       0.)) / N
-                   for k in info_keys}
+      returns, info_returns, done = _track_episodes(
+          nts, returns, info_returns, done, info_keys)
       new_action, new_logits, new_core = act(params, nts, prev_a, prev_r,
                                              core, k_act)
       carry = (env_state, nts, new_action, new_logits, new_core, core,
-               prev_a, prev_r, returns, info_returns,
-               (sum_done, count_done, info_done))
+               prev_a, prev_r, returns, info_returns, done)
       return carry, record
 
-    zero = jnp.zeros((), jnp.float32)
-    done0 = (zero, zero, {k: zero for k in info_keys})
     carry0 = (env_state, ms.timestep, ms.action, ms.logits, ms.core,
               ms.core_in, ms.prev_action, ms.prev_reward, ms.returns,
-              ms.info_returns, done0)
+              ms.info_returns, _no_episodes(info_keys))
     carry, records = jax.lax.scan(step, carry0,
                                   jax.random.split(k_rollout, T))
     (env_state, ts, action, logits, core, core_in, prev_a, prev_r, returns,
@@ -302,10 +322,16 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
   total_member_steps = max(int(config.num_steps) // P, 1)
   updates = int(config.get('updates_per_iteration', 1))
   B = int(table.batch_size)
+  rollout_kind = str(config.get('joint_rollout', 'episodes'))
+  if rollout_kind not in JOINT_ROLLOUTS:
+    raise ValueError(f'joint_rollout must be one of {", ".join(JOINT_ROLLOUTS)}'
+                     f', got {rollout_kind!r}.')
+  chunked = joint and rollout_kind == 'chunks'
 
-  def episode_iteration(ms: MemberState):
-    key, k_env, k_roll, k_upd = jax.random.split(ms.key, 4)
-    params = acting_params(ms.learner, ms.env_steps)
+  def rollout_episodes(ms: MemberState, params, key):
+    """Every copy plays one episode from ``reset``: ``(ms, episodes [M],
+    env steps taken, episode metrics)``."""
+    k_env, k_roll = jax.random.split(key)
     env_state, ts = env_reset(k_env)
     env_state = progress(env_state, ms.env_steps)
     core = algorithm.initial_core_state(M * N)
@@ -348,10 +374,70 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
     ended = jnp.sum(jnp.any(r_step == StepType.LAST, axis=1)).astype(
         jnp.float32)
     # Every episode counts (one cut at T steps without LAST ends there).
-    info_means = {f'episode_{k}': jnp.sum(
+    metrics = {f'episode_{k}': jnp.sum(
         valid[:, :, None] * r_info[k][:, 1:].astype(jnp.float32)) / (N * M)
-                  for k in info_keys}
-    buffer = episode_buffer.add(ms.buffer, episodes)
+               for k in info_keys}
+    metrics['episode_return'] = ep_return / M
+    metrics['episodes'] = jnp.asarray(M, jnp.float32)
+    metrics['episodes_ended'] = ended
+    return ms, episodes, steps_taken, metrics
+
+  def rollout_chunks(ms: MemberState, params, key):
+    """Every copy plays ``T`` steps on from where it stopped, through its
+    auto-resets (JaxMARL's layout): ``(ms, chunks [M], env steps taken,
+    episode metrics)``. A chunk's ``T + 1`` steps are all real (mask 1);
+    ``FIRST`` follows ``LAST`` inside it, ``prev_action`` is 0 at ``FIRST``,
+    and consecutive chunks of a copy overlap by one step, as sequences do.
+    The recurrent state the copy acts with carries over between
+    iterations; the learner unrolls a chunk from the initial state (and
+    from ``FIRST`` wherever an episode starts inside it)."""
+    env_state = progress(ms.env_state, ms.env_steps)
+
+    def step(carry, key):
+      env_state, ts, core, prev_a, returns, info_returns, done = carry
+      k_env, k_act = jax.random.split(key)
+      action, _, core = act(params, ts, prev_a, jnp.zeros((M, N)), core,
+                            k_act)
+      record = (ts.observation, prev_a, action, ts.reward, ts.discount,
+                ts.step_type)
+      env_state, nts = env_step(env_state, action, k_env)
+      # After LAST the env resets: ``nts`` is FIRST, with no previous action.
+      prev_a = jnp.where((ts.step_type == StepType.LAST)[:, None], 0, action)
+      returns, info_returns, done = _track_episodes(
+          nts, returns, info_returns, done, info_keys)
+      return (env_state, nts, core, prev_a, returns, info_returns, done), record
+
+    carry0 = (env_state, ms.timestep, ms.core, ms.prev_action, ms.returns,
+              ms.info_returns, _no_episodes(info_keys))
+    carry, records = jax.lax.scan(step, carry0, jax.random.split(key, T))
+    env_state, ts, core, prev_a, returns, info_returns, done = carry
+    last = (ts.observation, prev_a, jnp.zeros((M, N), jnp.int32), ts.reward,
+            ts.discount, ts.step_type)
+    records = jax.tree.map(lambda xs, x: jnp.swapaxes(
+        jnp.concatenate([xs, x[None]]), 0, 1), records, last)
+    obs, r_prev, r_action, r_reward, r_discount, r_step = records
+    chunks = EpisodeBatch(
+        observation=obs, prev_action=r_prev, action=r_action, reward=r_reward,
+        discount=r_discount, step_type=r_step,
+        mask=jnp.ones((M, T + 1), jnp.float32),
+        weight=jnp.ones((M,), jnp.float32))
+    # A step on a LAST timestep only resets the env: not a transition.
+    steps_taken = jnp.sum(r_step[:, :-1] != StepType.LAST).astype(jnp.int32)
+    metrics = _episode_means(*done, info_keys)
+    ms = ms._replace(env_state=env_state, timestep=ts, core=core,
+                     prev_action=prev_a, returns=returns,
+                     info_returns=info_returns)
+    return ms, chunks, steps_taken, metrics
+
+  rollout = rollout_chunks if chunked else rollout_episodes
+
+  def episode_iteration(ms: MemberState):
+    """A rollout (whole episodes or chunks) into the member's replay, then
+    ``updates_per_iteration`` updates on batches sampled from it."""
+    key, k_roll, k_upd = jax.random.split(ms.key, 3)
+    params = acting_params(ms.learner, ms.env_steps)
+    ms, items, steps_taken, episode_metrics = rollout(ms, params, k_roll)
+    buffer = episode_buffer.add(ms.buffer, items)
     env_steps = ms.env_steps + steps_taken
     frac = jnp.minimum(env_steps / total_member_steps, 1.)
     beta = beta0 + (1. - beta0) * frac
@@ -385,10 +471,7 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
     (learner, buffer), metrics = jax.lax.scan(
         update_step, (ms.learner, buffer), jax.random.split(k_upd, updates))
     metrics = jax.tree.map(lambda x: x[-1], metrics)
-    metrics['episode_return'] = ep_return / M
-    metrics.update(info_means)
-    metrics['episodes'] = jnp.asarray(M, jnp.float32)
-    metrics['episodes_ended'] = ended
+    metrics.update(episode_metrics)
     metrics['env_steps'] = steps_taken.astype(jnp.float32)
     metrics['replay_size'] = buffer.size.astype(jnp.float32)
     if algorithm.acting_params is not None:

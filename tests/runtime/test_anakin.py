@@ -176,6 +176,120 @@ def test_joint_episodes_are_whole_and_padded():
       [np.argmax(s == StepType.LAST) for s in ep.step_type]))
 
 
+def _chunk_rollout(iterations, T=8, M=4):
+  """``iterations`` chunked QMIX iterations on Guess; each copy's chunks in
+  order (``[iterations][M] EpisodeBatch``) and the metrics."""
+  env = Guess()
+  config = _qmix_config(joint_rollout='chunks', max_episode_steps=T,
+                        num_envs_per_actor=M)
+  algo = _recording(algorithms.make('qmix', env.spec(), config))
+  anak = anakin.make_anakin(config, env, algo)
+  state = jax.jit(anak.init)(jax.random.PRNGKey(3))
+  iteration = jax.jit(anak.iteration)
+  metrics = []
+  for _ in range(iterations):
+    state, m = iteration(state)
+    metrics.append(jax.tree.map(lambda x: np.asarray(x[0]), m))
+  items = jax.tree.map(lambda x: np.asarray(x[0]), state.buffer.items)
+  chunks = [jax.tree.map(lambda x, i=i: x[i * M:(i + 1) * M], items)
+            for i in range(iterations)]
+  return algo, chunks, metrics
+
+
+def test_joint_chunks_run_on_through_resets():
+  """Chunks are unpadded and continue each other: a copy's chunk starts
+  where its previous one stopped, episodes restart inside a chunk with no
+  previous action, and the per-iteration episode metrics are those of the
+  episodes that ended in it (rebuilt here from the stored chunks)."""
+  T, M, iterations = 8, 4, 3
+  _, chunks, metrics = _chunk_rollout(iterations, T, M)
+  for i, c in enumerate(chunks):
+    assert c.action.shape == (M, T + 1, 2)
+    np.testing.assert_array_equal(c.mask, 1.)
+    for m in range(M):
+      st = c.step_type[m]
+      # FIRST exactly after LAST; MID steps continue an episode.
+      np.testing.assert_array_equal(st[1:] == StepType.FIRST,
+                                    st[:-1] == StepType.LAST)
+      first = st == StepType.FIRST
+      np.testing.assert_array_equal(c.prev_action[m][first], 0)
+      np.testing.assert_array_equal(c.prev_action[m, 1:][~first[1:]],
+                                    c.action[m, :-1][~first[1:]])
+      if i:
+        prev = jax.tree.map(lambda x, m=m: x[m], chunks[i - 1])
+        np.testing.assert_array_equal(prev.step_type[T], st[0])
+        np.testing.assert_array_equal(prev.observation['FEATURES'][T],
+                                      c.observation['FEATURES'][m, 0])
+        np.testing.assert_array_equal(prev.prev_action[T], c.prev_action[m, 0])
+      else:
+        assert st[0] == StepType.FIRST
+    # Steps on LAST timesteps only reset the env and are not counted.
+    assert metrics[i]['env_steps'] == np.sum(c.step_type[:, :-1] !=
+                                             StepType.LAST)
+  # Episode returns, rebuilt copy by copy across the chunks.
+  ended = [[] for _ in range(iterations)]
+  for m in range(M):
+    ret = 0.
+    for i, c in enumerate(chunks):
+      for t in range(1, T + 1):
+        st = c.step_type[m, t]
+        ret = 0. if st == StepType.FIRST else ret + c.reward[m, t, 0]
+        if st == StepType.LAST:
+          ended[i].append(ret)
+  for i in range(iterations):
+    assert metrics[i]['episodes'] == len(ended[i]) > 0
+    np.testing.assert_allclose(metrics[i]['episode_return'],
+                               np.mean(ended[i]), rtol=1e-6)
+    np.testing.assert_allclose(metrics[i]['episode_hits'], np.mean(ended[i]),
+                               rtol=1e-6)
+
+
+def test_a_chunk_trains_as_its_episodes_stored_whole():
+  """QMIX's update on one chunk equals its update on the chunk's episodes
+  cut out and padded as whole-episode items: the GRU restarts at FIRST and
+  no TD(lambda) target crosses a LAST."""
+  T = 8
+  env = Guess()
+  config = _qmix_config(max_episode_steps=T)
+  algo = algorithms.make('qmix', env.spec(), config)
+  _, chunks, _ = _chunk_rollout(1, T)
+  chunk = jax.tree.map(lambda x: x[0], chunks[0])
+  starts = list(np.flatnonzero(chunk.step_type == StepType.FIRST))
+  assert len(starts) >= 2 and starts[0] == 0
+  ends = [s - 1 for s in starts[1:]] + [T]
+  assert np.all(chunk.step_type[ends[:-1]] == StepType.LAST)
+
+  def cut(x, a, b):
+    out = np.zeros_like(x)
+    out[:b - a + 1] = x[a:b + 1]
+    return out
+
+  pieces = [jax.tree.map(lambda x, a=a, b=b: cut(x, a, b),
+                         chunk._replace(weight=None))._replace(mask=(np.arange(T + 1) <= b - a).astype(np.float32),
+                      weight=np.float32(1.))
+            for a, b in zip(starts, ends)]
+  stack = lambda items: jax.tree.map(lambda *x: np.stack(x), *items)
+  learner = algo.init(jax.random.PRNGKey(0))
+  update = jax.jit(algo.update)
+  # A gradient step, then a second update, so the target net differs too.
+  learner, _ = update(learner, stack([chunk]))
+  a, ma = update(learner, stack([chunk]))
+  b, mb = update(learner, stack(pieces))
+  np.testing.assert_allclose(ma['loss'], mb['loss'], rtol=1e-5)
+  assert ma['loss'] > 0
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5,
+                                                       atol=1e-7),
+               a.params, b.params)
+
+
+def test_joint_rollout_is_checked():
+  env = Guess()
+  config = _qmix_config(joint_rollout='steps')
+  with pytest.raises(ValueError, match='joint_rollout'):
+    anakin.make_anakin(config, env,
+                       algorithms.make('qmix', env.spec(), config))
+
+
 # ----------------------------------------------------------- vmapped seeds
 @pytest.mark.parametrize('name', ['ippo', 'qmix'])
 def test_vmapped_seeds_equal_separate_runs(name):
@@ -226,9 +340,12 @@ def test_ppo_learns_to_coordinate_on_penalty(name):
   assert np.nanmean(returns[-5:]) >= 0.8 * optimal
 
 
-@pytest.mark.parametrize('name', ['qmix', 'vdn'])
-def test_value_decomposition_learns_penalty(name):
-  returns, optimal = _learn(name, {'num_steps': 20_000}, 250)
+@pytest.mark.parametrize('name,rollout', [('qmix', 'episodes'),
+                                          ('vdn', 'episodes'),
+                                          ('qmix', 'chunks')])
+def test_value_decomposition_learns_penalty(name, rollout):
+  returns, optimal = _learn(name, {'num_steps': 20_000,
+                                   'joint_rollout': rollout}, 250)
   assert np.nanmean(returns[:3]) < 0.5 * optimal
   assert np.nanmean(returns[-10:]) >= 0.8 * optimal
 
@@ -322,6 +439,19 @@ def test_train_py_refuses_a_non_jax_env_in_one_line(tmp_path):
   errors = [l for l in proc.stderr.splitlines() if 'error' in l]
   assert len(errors) == 1 and '--runtime=anakin' in errors[0]
   assert 'Traceback' not in proc.stderr
+
+
+def test_train_py_refuses_chunks_outside_anakin_in_one_line(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, os.path.join(_ROOT, 'train.py'),
+       '--config=configs/qmix.py:toy', '--config.joint_rollout=chunks',
+       '--launcher=local', f'--exp_dir={tmp_path}/run'],
+      capture_output=True, text=True, cwd=_ROOT, timeout=300, check=False)
+  assert proc.returncode == 2, proc.stderr
+  errors = [l for l in proc.stderr.splitlines() if 'error' in l]
+  assert len(errors) == 1 and 'joint_rollout' in errors[0], proc.stderr
+  assert 'Traceback' not in proc.stderr
+  assert not os.path.exists(f'{tmp_path}/run')
 
 
 def test_functional_wrappers_add_agent_id_and_global_state():
