@@ -63,6 +63,7 @@ def get_config(preset: str = 'smax_3m') -> ml_collections.ConfigDict:
   c.epsilon_start = 1.0
   c.epsilon_finish = 0.05
   c.epsilon_anneal_steps = 100_000  # env steps
+  c.reward_scale = 1.0  # team rewards times this in the TD targets
   c.standardise_rewards = False
   c.prioritized_replay = False
   c.priority_alpha = 0.6

@@ -34,8 +34,11 @@ the runtime calls it with its env-step count before acting. Without it (e.g.
 evaluation), ``act`` uses ``epsilon_finish``; ``greedy=True`` uses none.
 
 Options: ``target_update='hard'`` (copy every ``target_update_interval``
-updates) or ``'soft'`` (Polyak, ``target_tau``); ``standardise_rewards``
-(running mean/std of team rewards in ``extras``); ``lr_schedule='cosine'``;
+updates) or ``'soft'`` (Polyak, ``target_tau``); ``reward_scale`` (team
+rewards times a constant, as SMAC scales its rewards to a maximum return of
+20 and JaxMARL's QMIX multiplies SMAX's by 10); ``standardise_rewards``
+(running mean/std of the scaled team rewards in ``extras``);
+``lr_schedule='cosine'``;
 the mixer's depth and layer norm (``networks/qmix.py``).
 """
 
@@ -136,6 +139,9 @@ def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:
   if config.lr_schedule not in ('constant', 'cosine'):
     raise ValueError('lr_schedule must be "constant" or "cosine", got '
                      f'{config.lr_schedule!r}.')
+  reward_scale = float(config.get('reward_scale', 1.))
+  if not reward_scale > 0.:
+    raise ValueError(f'reward_scale must be positive, got {reward_scale}.')
   if not 0. <= config.td_lambda <= 1.:
     raise ValueError(f'td_lambda must be in [0, 1], got {config.td_lambda}.')
   gkey = config.global_state_key
@@ -226,7 +232,8 @@ def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:
       state = jnp.zeros(batch.step_type.shape + (1,))
     q_tot = mixer.apply(params['mixer'], q_taken, state[:, :-1])  # [B, T]
     v_next = mixer.apply(target['mixer'], q_next, state[:, 1:])
-    team_reward = jnp.mean(batch.reward.astype(jnp.float32), axis=-1)
+    team_reward = reward_scale * jnp.mean(batch.reward.astype(jnp.float32),
+                                          axis=-1)
     team_reward = (team_reward - reward_mean) / reward_std
     targets, valid = jax.vmap(lambda r, d, s, m, v: td_lambda_targets(
         r, d, s, m, v, discount=config.discount, lambda_=config.td_lambda))(
@@ -254,7 +261,8 @@ def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:
     extras = dict(state.extras)
     if config.standardise_rewards:
       valid = jax.vmap(valid_transitions)(batch.step_type, batch.mask)
-      team = jnp.mean(batch.reward[:, 1:].astype(jnp.float32), axis=-1)
+      team = reward_scale * jnp.mean(batch.reward[:, 1:].astype(jnp.float32),
+                                     axis=-1)
       stats = reward_stats_update(extras['reward_stats'], team, valid)
       extras['reward_stats'] = stats
       reward_mean = stats.mean

@@ -319,10 +319,13 @@ def test_padding_and_placeholders_change_nothing(algo_name, overrides):
   assert np.all(np.asarray(m1['priorities']) > 0)
 
 
-def test_targets_use_the_masked_double_q_argmax():
-  """VDN, lambda 0: G_t = r + gamma d sum_i Q^-_i(o', argmax_{available}
-  Q_i(o', .)), recomputed here from the agent network's own outputs."""
-  config = _config(td_lambda=0.0, discount=0.9, target_update_interval=1000)
+@pytest.mark.parametrize('scale', [1.0, 10.0])
+def test_targets_use_the_masked_double_q_argmax(scale):
+  """VDN, lambda 0: G_t = c r + gamma d sum_i Q^-_i(o', argmax_{available}
+  Q_i(o', .)), recomputed here from the agent network's own outputs, with
+  the reward scale c."""
+  config = _config(td_lambda=0.0, discount=0.9, target_update_interval=1000,
+                   reward_scale=scale)
   algo = algorithms.make('vdn', SPEC, config)
   state = algo.init(jax.random.PRNGKey(0))
   # A different target network, as after some training.
@@ -345,7 +348,7 @@ def test_targets_use_the_masked_double_q_argmax():
   for b in range(B):
     for t in range(T):
       if batch.mask[b, t + 1] and batch.step_type[b, t] != StepType.LAST:
-        total += (batch.reward[b, t + 1].mean() +
+        total += (scale * batch.reward[b, t + 1].mean() +
                   0.9 * batch.discount[b, t + 1] * v[b, t + 1])
         count += 1
   np.testing.assert_allclose(metrics['target_mean'], total / count,
