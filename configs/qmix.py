@@ -111,6 +111,7 @@ def get_config(preset: str = 'smax_3m') -> ml_collections.ConfigDict:
   # at the end (test.csv; PyMARL's test_nepisode and test_interval).
   c.test_episodes = 32
   c.test_interval_steps = 10_000
+  c.final_test_episodes = 1024  # the test at the end of the run (0: 32 too)
   c.record_video = False
   c.video_episodes = 1
 

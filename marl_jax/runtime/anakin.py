@@ -36,7 +36,10 @@ that many episodes per member from ``reset`` with greedy actions (``act``
 with ``greedy=True``: no exploration) and returns each member's mean
 episode return and mean per-episode sum of every ``info`` key (e.g. SMAX's
 ``won``: the win rate); ``run`` calls it every ``test_interval_steps`` env
-steps and at the end, and logs it as ``test.csv`` (PyMARL's test episodes).
+steps and at the end, and logs it as ``test.csv`` (PyMARL's test episodes),
+with the number of episodes per member in its ``test_episodes`` column. The
+test at the end plays ``final_test_episodes`` episodes instead when that is
+set (a tighter final figure: 1,024 episodes give a win rate to about +-0.01).
 
 Metrics come back as arrays with a leading ``[population_size]`` axis per
 iteration: the learner's metrics, and the mean episode return (and each
@@ -55,6 +58,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from marl_jax.algorithms.base import Algorithm, LearnerState
@@ -597,6 +601,17 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None):
   run_chunk = jax.jit(run_chunk, donate_argnums=0)
   state = jax.jit(anakin.init)(jax.random.PRNGKey(config.seed))
   test_fn = jax.jit(anakin.test) if anakin.test is not None else None
+  test_episodes = int(config.get('test_episodes', 0) or 0)
+  final_episodes = int(config.get('final_test_episodes', 0) or 0)
+  if final_episodes < 0:
+    raise ConfigError(f'final_test_episodes must be >= 0, got {final_episodes}.')
+  final_fn = test_fn
+  if test_fn is not None and final_episodes not in (0, test_episodes):
+    final_config = ml_collections.ConfigDict(config.to_dict())
+    final_config.test_episodes = final_episodes
+    final_fn = jax.jit(make_anakin(final_config, env, algorithm).test)
+  else:
+    final_episodes = test_episodes
   test_interval = max(int(config.get('test_interval_steps', 0) or 0), 1)
   test_key = jax.random.PRNGKey(config.seed + 1_000_003)
 
@@ -610,13 +625,13 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None):
   last_ckpt = time.monotonic()
   next_test, last_test, tested_at = 0, {}, -1
 
-  def run_test():
+  def run_test(fn=test_fn, episodes=test_episodes):
     nonlocal test_key, last_test, tested_at
     test_key, sub = jax.random.split(test_key)
     last_test = {k: np.asarray(v, np.float64)
-                 for k, v in jax.device_get(test_fn(state, sub)).items()}
+                 for k, v in jax.device_get(fn(state, sub)).items()}
     tested_at = env_steps
-    logger.write('test', env_steps, last_test)
+    logger.write('test', env_steps, {'test_episodes': episodes, **last_test})
 
   def save(force=False):
     # The same layout as the distributed runtime's, so load_run reads both.
@@ -665,8 +680,15 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None):
         if time.monotonic() - last_ckpt >= config.checkpoint_every_s:
           save()
           last_ckpt = time.monotonic()
-      if test_fn is not None and tested_at != env_steps:
-        run_test()
+      if test_fn is not None and (tested_at != env_steps or
+                                  final_episodes != test_episodes):
+        run_test(final_fn, final_episodes)  # the final test, maybe larger
+        if final_episodes != test_episodes:
+          print('anakin: final greedy test, '
+                f'{final_episodes} episodes per member: ' + ', '.join(
+                    f'{k[5:] if k.startswith("test_") else k} '
+                    + ' '.join(f'{x:.3f}' for x in np.ravel(v))
+                    for k, v in last_test.items()), flush=True)
       save(force=True)
       ckpt.wait()
     finally:

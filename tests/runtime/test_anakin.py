@@ -398,17 +398,21 @@ def test_test_episodes_are_greedy_and_end_at_last(name):
 # ------------------------------------------------------------------- shell
 def test_run_writes_logs_and_a_checkpoint(tmp_path):
   config = _qmix_config(env='jax/penalty', num_steps=2_000,
-                        log_every_updates=5)
+                        log_every_updates=5, test_episodes=8,
+                        final_test_episodes=40)
   result = anakin.run(config, str(tmp_path))
   assert result.env_steps >= 2_000 and result.learner_steps > 0
   for name in ('actor.csv', 'learner.csv', 'test.csv'):
     assert os.path.exists(tmp_path / name)
   header = (tmp_path / 'actor.csv').read_text().splitlines()[0]
   assert 'member_0/episode_return' in header
-  # Greedy test episodes at the start and at the end.
-  lines = (tmp_path / 'test.csv').read_text().splitlines()
-  assert 'member_0/test_return' in lines[0] and len(lines) >= 3
-  assert int(lines[-1].split(',')[0]) == result.env_steps
+  # Greedy test episodes at the start, every test_interval_steps, and a
+  # larger final test at the end.
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  tests = pd.read_csv(tmp_path / 'test.csv')
+  assert 'member_0/test_return' in tests.columns and len(tests) >= 2
+  assert tests.step.iloc[-1] == result.env_steps
+  assert list(tests.test_episodes) == [8] * (len(tests) - 1) + [40]
   assert os.listdir(tmp_path / 'checkpoints')
   # evaluate.py loads an anakin run by its run dir, as any other.
   from marl_jax.evaluation import policies  # pylint: disable=g-import-not-at-top
