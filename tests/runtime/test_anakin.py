@@ -282,6 +282,19 @@ def test_a_chunk_trains_as_its_episodes_stored_whole():
                a.params, b.params)
 
 
+def test_smax_presets_decay_the_learning_rate_over_the_runs_updates():
+  """The SMAX presets' cosine decay spans the run's updates (chunks of
+  ~95 real steps per 100 slots, 8 updates per iteration), and follows an
+  overridden num_steps."""
+  for preset in ('smax_3m', 'smax_2s3z'):
+    c = qmix_configs.get_config(preset)
+    iterations = c.num_steps / (c.num_envs_per_actor * 100 * 0.95)
+    assert abs(c.lr_decay_updates - 8 * iterations) <= 8
+    c.num_steps = 500_000
+    assert abs(c.lr_decay_updates - 8 * 500_000 / (
+        c.num_envs_per_actor * 95)) <= 8
+
+
 def test_joint_rollout_is_checked():
   env = Guess()
   config = _qmix_config(joint_rollout='steps')
