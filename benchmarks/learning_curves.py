@@ -3,9 +3,12 @@ r"""Learning curves of train.py runs: a Markdown table and a PNG.
 Reads ``actor.csv`` of each run directory (episode return per member against
 env steps and wall time) and prints, per run, the return at evenly spaced
 points; with --png, plots return and sparse return against env steps.
+With --test it reads ``test.csv`` instead (the anakin runtime's greedy test
+episodes) and reports the test win rate (``test_won``) and test return.
 
   python benchmarks/learning_curves.py runs/default_s0 runs/default_s1 \
       --png=benchmarks/cramped_room_impala.png
+  python benchmarks/learning_curves.py runs/qmix_3m_s0 runs/qmix_3m_s1 --test
 """
 
 from __future__ import annotations
@@ -43,6 +46,29 @@ def read_run(exp_dir: str, member: int = 0):
               sparse=col('episode_sparse_reward'), config=config)
 
 
+def read_test_run(exp_dir: str, member: int = 0):
+  """test.csv of an anakin run: greedy test win rate and return per test."""
+  path = os.path.join(exp_dir, 'test.csv')
+  if not os.path.exists(path):
+    raise SystemExit(f'{path} does not exist: --test reads the greedy tests '
+                     'that the anakin runtime writes (train.py --runtime=anakin).')
+  with open(path) as f:
+    rows = list(csv.DictReader(f))
+  if not rows:
+    raise SystemExit(f'{path} has no rows yet.')
+  won_key = f'member_{member}/test_won'
+  t = np.array([float(r['time']) for r in rows])
+  with open(os.path.join(exp_dir, 'config.json')) as f:
+    config = json.load(f)
+  return dict(
+      steps=np.array([int(r['step']) for r in rows]), wall=t - t[0],
+      ret=np.array([float(r[f'member_{member}/test_return']) for r in rows]),
+      won=(np.array([float(r[won_key]) for r in rows]) if won_key in rows[0]
+           else None),
+      episodes=np.array([int(r.get('test_episodes') or 0) for r in rows]),
+      config=config)
+
+
 def smooth(x, k=5):
   if x is None or len(x) < k:
     return x
@@ -54,7 +80,11 @@ def main(argv=None):
   parser.add_argument('runs', nargs='+')
   parser.add_argument('--points', type=int, default=10)
   parser.add_argument('--png', default='')
+  parser.add_argument('--test', action='store_true',
+                      help='greedy tests (test.csv) instead of actor.csv')
   args = parser.parse_args(argv)
+  if args.test:
+    return _test_curves(args)
   runs = {d: read_run(d) for d in args.runs}
   for d, r in runs.items():
     c = r['config']
@@ -87,6 +117,52 @@ def main(argv=None):
     ax.set_ylabel('episode return (member 0)')
     first = next(iter(runs.values()))['config']
     ax.set_title(f'{first["algo"]} on {first["env"]}')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.png, dpi=100)
+    print(f'\nwrote {args.png}')
+  return 0
+
+
+def _test_curves(args) -> int:
+  runs = {d: read_test_run(d) for d in args.runs}
+  for d, r in runs.items():
+    c = r['config']
+    print(f'\n{d}: {c["algo"]} on {c["env"]}, seed {c["seed"]}')
+    print('| env steps | wall time (s) | test win rate (mean of last 5 tests) |'
+          ' test return |')
+    print('| ---: | ---: | ---: | ---: |')
+    # The last row may be a larger final test (test_episodes): keep it apart.
+    final = (len(r['episodes']) > 1 and r['episodes'][-1] > r['episodes'][0])
+    n = len(r['steps']) - int(final)
+    idx = np.unique(np.linspace(0, n - 1, args.points).astype(int))
+    for i in idx:
+      lo = max(0, i - 4)
+      won = (np.mean(r['won'][lo:i + 1]) if r['won'] is not None
+             else float('nan'))
+      print(f'| {r["steps"][i]:,} | {r["wall"][i]:.0f} | {won:.3f} | '
+            f'{np.mean(r["ret"][lo:i + 1]):.3f} |')
+    if final:
+      won = r['won'][-1] if r['won'] is not None else float('nan')
+      print(f'| final test, {r["episodes"][-1]} episodes: '
+            f'{r["steps"][-1]:,} | {r["wall"][-1]:.0f} | **{won:.3f}** | '
+            f'{r["ret"][-1]:.3f} |')
+  if args.png:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    fig, ax = plt.subplots(1, 1, figsize=(7, 4))
+    for d, r in runs.items():
+      y = r['won'] if r['won'] is not None else r['ret']
+      k = 5
+      steps = r['steps'][k - 1:] if len(r['steps']) >= k else r['steps']
+      ax.plot(steps, smooth(y, k),
+              label=f'{r["config"]["env"]} seed {r["config"]["seed"]}')
+    ax.set_xlabel('environment steps')
+    ax.set_ylabel('greedy test win rate (mean of 5 tests)')
+    first = next(iter(runs.values()))['config']
+    ax.set_title(f'{first["algo"]}: greedy test episodes')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
