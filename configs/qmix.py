@@ -148,7 +148,7 @@ def get_config(preset: str = 'smax_3m') -> ml_collections.ConfigDict:
 
 
 def _smax_recipe(c: ml_collections.ConfigDict) -> None:
-  """What took SMAX 3m from ~0.88 to above 0.95 greedy wins
+  """What took SMAX 3m from ~0.88 to ~0.93-0.94 greedy wins
   (benchmarks/RESULTS.md): chunks with 8 updates of 32 per iteration (about
   34 trained steps per new step, twice PyMARL2's 16 with 8 x ~17-step
   episodes per update of 128), a replay of the last ~100k steps, SMAC's
