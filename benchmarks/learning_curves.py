@@ -101,28 +101,42 @@ def main(argv=None):
             else float('nan'))
       print(f'| {r["steps"][i]:,} | {r["wall"][i]:.0f} | {ret:.1f} | {sp:.1f} |')
   if args.png:
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-    fig, ax = plt.subplots(1, 1, figsize=(7, 4))
-    for d, r in runs.items():
-      label = f'seed {r["config"]["seed"]}'
-      k = 5
-      steps = r['steps'][k - 1:] if len(r['steps']) >= k else r['steps']
-      line, = ax.plot(steps, smooth(r['ret'], k), label=f'{label}: return')
-      if r['sparse'] is not None:
-        ax.plot(steps, smooth(r['sparse'], k), '--', color=line.get_color(),
-                label=f'{label}: sparse (soups x 20)')
-    ax.set_xlabel('environment steps')
-    ax.set_ylabel('episode return (member 0)')
     first = next(iter(runs.values()))['config']
-    ax.set_title(f'{first["algo"]} on {first["env"]}')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(args.png, dpi=100)
-    print(f'\nwrote {args.png}')
+
+    def draw(ax):
+      for r in runs.values():
+        label = f'seed {r["config"]["seed"]}'
+        line, = ax.plot(*_smoothed(r['steps'], r['ret']),
+                        label=f'{label}: return')
+        if r['sparse'] is not None:
+          ax.plot(*_smoothed(r['steps'], r['sparse']), '--',
+                  color=line.get_color(),
+                  label=f'{label}: sparse (soups x 20)')
+
+    _save_plot(args.png, draw, ylabel='episode return (member 0)',
+               title=f'{first["algo"]} on {first["env"]}')
   return 0
+
+
+def _smoothed(steps, y, k: int = 5):
+  """(steps, trailing mean of ``k`` points), aligned on each window's end."""
+  return (steps[k - 1:] if len(steps) >= k else steps), smooth(y, k)
+
+
+def _save_plot(png: str, draw, ylabel: str, title: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(1, 1, figsize=(7, 4))
+  draw(ax)
+  ax.set_xlabel('environment steps')
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(png, dpi=100)
+  print(f'\nwrote {png}')
 
 
 def _test_curves(args) -> int:
@@ -149,25 +163,19 @@ def _test_curves(args) -> int:
             f'{r["steps"][-1]:,} | {r["wall"][-1]:.0f} | **{won:.3f}** | '
             f'{r["ret"][-1]:.3f} |')
   if args.png:
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-    fig, ax = plt.subplots(1, 1, figsize=(7, 4))
-    for d, r in runs.items():
-      y = r['won'] if r['won'] is not None else r['ret']
-      k = 5
-      steps = r['steps'][k - 1:] if len(r['steps']) >= k else r['steps']
-      ax.plot(steps, smooth(y, k),
-              label=f'{r["config"]["env"]} seed {r["config"]["seed"]}')
-    ax.set_xlabel('environment steps')
-    ax.set_ylabel('greedy test win rate (mean of 5 tests)')
     first = next(iter(runs.values()))['config']
-    ax.set_title(f'{first["algo"]}: greedy test episodes')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(args.png, dpi=100)
-    print(f'\nwrote {args.png}')
+
+    def draw(ax):
+      for r in runs.values():
+        # The larger final test, if any, is a table row, not a curve point.
+        n = len(r['steps']) - int(len(r['episodes']) > 1 and
+                                  r['episodes'][-1] > r['episodes'][0])
+        y = r['won'] if r['won'] is not None else r['ret']
+        ax.plot(*_smoothed(r['steps'][:n], y[:n]),
+                label=f'{r["config"]["env"]} seed {r["config"]["seed"]}')
+
+    _save_plot(args.png, draw, ylabel='greedy test win rate (mean of 5 tests)',
+               title=f'{first["algo"]}: greedy test episodes')
   return 0
 
 
