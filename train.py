@@ -177,6 +177,26 @@ def _resume_config(exp_dir: str):
   return config
 
 
+def _check_resume_runtime(exp_dir: str, runtime: str) -> None:
+  """--resume continues a run in the runtime that wrote its checkpoints."""
+  from marl_jax.utils import checkpointing  # pylint: disable=g-import-not-at-top
+  directory = os.path.join(exp_dir, 'checkpoints')
+  missing = UsageError(f'--resume: no checkpoint found in {directory}; '
+                       'nothing to continue from.')
+  if not os.path.isdir(directory):
+    raise missing
+  ckpt = checkpointing.Checkpointer(directory, max_to_keep=None, read_only=True)
+  try:
+    if ckpt.latest_step() is None:
+      raise missing
+    saved = ckpt.read_metadata().get('runtime', 'distributed')
+  finally:
+    ckpt.close()
+  if saved != runtime:
+    raise UsageError(f'--resume: {exp_dir} was trained with --runtime={saved}; '
+                     f'resume it with --runtime={saved}, not {runtime}.')
+
+
 def _write_config(config, exp_dir: str) -> None:
   from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
   path = os.path.join(exp_dir, 'config.json')
@@ -216,13 +236,13 @@ def _main(argv):
         f'Unknown algorithm {config.algo!r}. Valid algorithms: '
         f'{", ".join(algorithms.ALGORITHMS)}.')
   anakin_runtime = _RUNTIME.value == 'anakin'
+  if _RESUME.value:
+    _check_resume_runtime(exp_dir, _RUNTIME.value)
   if anakin_runtime:
     if config.env not in envs.list_jax_envs():
       raise UsageError(f'--runtime=anakin needs a JAX-native environment, and '
                        f'{config.env!r} is not one; JAX environments: '
                        f'{", ".join(envs.list_jax_envs())}.')
-    if _RESUME.value:
-      raise UsageError('--resume is not supported with --runtime=anakin yet.')
   try:
     if anakin_runtime:
       from marl_jax.runtime import anakin  # pylint: disable=g-import-not-at-top
@@ -262,7 +282,7 @@ def _main(argv):
   if _RAY_ADDRESS.value and config.launcher != 'ray':
     raise UsageError('--ray_address needs --launcher=ray.')
   if anakin_runtime:
-    result = anakin.run(config, exp_dir)
+    result = anakin.run(config, exp_dir, resume=_RESUME.value)
   else:
     from marl_jax.runtime import program  # pylint: disable=g-import-not-at-top
     from marl_jax.runtime.local import ProgramError  # pylint: disable=g-import-not-at-top

@@ -177,3 +177,26 @@ def test_algorithm_config_errors_are_named_and_nothing_is_written(tmp_path):
   # Another algorithm's key on the default (IMPALA) config says what to do.
   r = train('--algo=opre', '--config.num_options=4', f'--exp_dir={tmp_path}/x')
   assert_user_error(r, 'num_options', '--config=configs/<algo>.py')
+
+
+def test_anakin_run_resumes_in_anakin_only(tmp_path):
+  exp_dir = str(tmp_path / 'anakin')
+  args = ('--runtime=anakin', '--config=configs/qmix.py:toy')
+  r = train(*args, '--num_steps=400', f'--exp_dir={exp_dir}')
+  assert r.returncode == 0, r.stderr
+  # Its checkpoints hold the anakin runner state: the distributed runtime
+  # cannot take it up, and says which runtime can.
+  r = train('--resume', f'--exp_dir={exp_dir}', '--num_steps=800')
+  assert_user_error(r, '--runtime=anakin')
+  r = train('--resume', '--runtime=anakin', f'--exp_dir={exp_dir}',
+            '--num_steps=800')
+  assert r.returncode == 0, r.stderr
+  assert 'resumed from env step' in r.stdout
+  steps = [int(os.path.basename(p)) for p in
+           glob.glob(os.path.join(exp_dir, 'checkpoints', '*'))]
+  assert max(steps) >= 800
+
+
+def test_distributed_run_is_not_resumed_by_anakin(trained_run):
+  r = train('--resume', '--runtime=anakin', f'--exp_dir={trained_run}')
+  assert_user_error(r, '--runtime=distributed')
