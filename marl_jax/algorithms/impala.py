@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import optax
 import rlax
 
+from marl_jax.algorithms import common
 from marl_jax.algorithms.base import ActorExtras, Algorithm, LearnerState
 from marl_jax.networks import AgentInput, make_actor_critic
-from marl_jax.replay.table import TableSpec
 from marl_jax.types import EnvSpec, StepType, Trajectory
 
 
@@ -123,84 +123,10 @@ def vtrace_sequence_loss(
                           valid, rho_tm1, kl)
 
 
-def _time_major(x):
-  return jnp.swapaxes(x, 0, 1)
-
-
-def time_major_inputs(batch: Trajectory) -> AgentInput:
-  """The network inputs of a ``[B, T+1]`` batch, time-major ``[T+1, B]``."""
-  return AgentInput(
-      observation=jax.tree.map(_time_major, dict(batch.observation)),
-      prev_action=_time_major(batch.prev_action),
-      prev_reward=_time_major(batch.prev_reward),
-      step_type=_time_major(batch.step_type))
-
-
-def apply_gradients(optimizer, state: LearnerState, grads):
-  """Clip/scale ``grads`` with ``optimizer``, step by the member's own
-  learning rate; returns ``(params, opt_state, metrics)``."""
-  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-  lr = state.hyperparams['learning_rate']
-  params = optax.apply_updates(
-      state.params, jax.tree.map(lambda u: -lr * u, updates))
-  return params, opt_state, {'grad_norm': optax.tree.norm(grads),
-                             'learning_rate': lr}
-
-
-def make_optimizer(config) -> optax.GradientTransformation:
-  """Gradient clipping then RMSProp (as in the paper) or Adam; no step size.
-
-  The (per-member) learning rate is applied by ``update`` so that population
-  based training can change it without touching the optimiser state.
-  """
-  clip = optax.clip_by_global_norm(config.max_grad_norm)
-  if config.optimizer == 'rmsprop':
-    scale = optax.scale_by_rms(decay=config.rmsprop_decay,
-                               eps=config.optimizer_eps)
-    if config.rmsprop_momentum:
-      scale = optax.chain(scale, optax.trace(decay=config.rmsprop_momentum))
-  elif config.optimizer == 'adam':
-    scale = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2,
-                                eps=config.optimizer_eps)
-  else:
-    raise ValueError(f'config.optimizer must be "rmsprop" or "adam", got '
-                     f'{config.optimizer!r}.')
-  return optax.chain(clip, scale)
-
-
-def sequence_table(config) -> TableSpec:
-  """The queue of fixed-length sequences that IMPALA-style learners read."""
-  return TableSpec(sampler='fifo', item='sequence',
-                   sequence_length=config.sequence_length,
-                   batch_size=config.batch_size,
-                   max_size=config.replay_max_size)
-
-
-def initial_learner_state(params, optimizer, config, extras=None
-                          ) -> LearnerState:
-  """Step 0, with the member's PBT-tunable hyperparameters from config."""
-  return LearnerState(
-      params=params, opt_state=optimizer.init(params),
-      step=jnp.zeros((), jnp.int32),
-      hyperparams={
-          'learning_rate': jnp.asarray(config.learning_rate, jnp.float32),
-          'entropy_cost': jnp.asarray(config.entropy_cost, jnp.float32)},
-      extras=extras or {})
-
-
-def sample_action(logits, key, greedy: bool):
-  """argmax when greedy, else a sample; int32."""
-  if greedy:
-    action = jnp.argmax(logits, axis=-1)
-  else:
-    action = jax.random.categorical(key, logits)
-  return action.astype(jnp.int32)
-
-
 def make(env_spec: EnvSpec, config) -> Algorithm:
   """Builds IMPALA for ``env_spec`` from an ml_collections ``config``."""
   network = make_actor_critic(env_spec, config.network)
-  optimizer = make_optimizer(config)
+  optimizer = common.make_optimizer(config)
   value_head = network.value_head_name
   use_popart = bool(config.popart)
   # Two PopArt slots: 0 holds the statistics, 1 absorbs masked-out targets.
@@ -213,15 +139,15 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
     extras = {}
     if use_popart:
       extras['popart'] = popart_init()
-    return initial_learner_state(params, optimizer, config, extras)
+    return common.initial_learner_state(params, optimizer, config, extras)
 
   def act(params, inputs: AgentInput, core_state, key, greedy: bool = False):
     (logits, _), core_state = network.step(params, inputs, core_state)
-    return (sample_action(logits, key, greedy), ActorExtras(logits=logits),
+    return (common.sample_action(logits, key, greedy), ActorExtras(logits=logits),
             core_state)
 
   def loss_fn(params, popart_state, batch: Trajectory, entropy_cost):
-    inputs = time_major_inputs(batch)
+    inputs = common.time_major_inputs(batch)
     (logits, values), _ = network.unroll(params, inputs, batch.core_state)
     logits, values = jnp.swapaxes(logits, 0, 1), jnp.swapaxes(values, 0, 1)
     if popart_state is not None:
@@ -258,7 +184,7 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
     popart_state = state.extras.get('popart')
     grads, (metrics, vs, valid) = jax.grad(loss_fn, has_aux=True)(
         state.params, popart_state, batch, state.hyperparams['entropy_cost'])
-    params, opt_state, opt_metrics = apply_gradients(optimizer, state, grads)
+    params, opt_state, opt_metrics = common.apply_gradients(optimizer, state, grads)
     metrics.update(opt_metrics)
     extras = dict(state.extras)
     if popart_state is not None:
@@ -281,7 +207,7 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
 
   return Algorithm(name='impala', init=init, act=act,
                    initial_core_state=network.initial_state, update=update,
-                   replay_table=sequence_table(config))
+                   replay_table=common.sequence_table(config))
 
 
-__all__ = ['VTraceLossOutput', 'make', 'make_optimizer', 'vtrace_sequence_loss']
+__all__ = ['VTraceLossOutput', 'make', 'vtrace_sequence_loss']

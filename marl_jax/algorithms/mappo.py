@@ -61,27 +61,19 @@ import jax
 import jax.numpy as jnp
 import rlax
 
-from marl_jax.algorithms import impala
+from marl_jax.algorithms import common
 from marl_jax.algorithms.base import ActorExtras, Algorithm, LearnerState
 from marl_jax.networks.mappo import make_ppo_network
 from marl_jax.types import EnvSpec, StepType, Trajectory
 
 AGENT_ID = 'AGENT_ID'
 GLOBAL = 'GLOBAL'
-ACTION_MASK = 'ACTION_MASK'
-_MASKED_LOGIT = -1e9
 
 
 class GAEOutput(NamedTuple):
   advantages: jax.Array  # [T]
   returns: jax.Array  # [T] advantages + values[:-1]
   valid: jax.Array  # [T] 1.0 for valid transitions
-
-
-def valid_transitions(step_types: jax.Array, mask: jax.Array) -> jax.Array:
-  """``[T+1] -> [T]``: transition t is valid iff step t+1 is real and step t
-  is not ``LAST``."""
-  return (mask[1:] * (step_types[:-1] != StepType.LAST)).astype(jnp.float32)
 
 
 def gae(rewards: jax.Array, discounts: jax.Array, step_types: jax.Array,
@@ -102,7 +94,7 @@ def gae(rewards: jax.Array, discounts: jax.Array, step_types: jax.Array,
   """
   chex.assert_rank([rewards, discounts, step_types, mask, values], 1)
   chex.assert_equal_shape([rewards, discounts, step_types, mask, values])
-  valid = valid_transitions(step_types, mask)
+  valid = common.valid_transitions(step_types, mask)
   r_t = rewards[1:].astype(jnp.float32) * valid
   discount_t = discount * discounts[1:].astype(jnp.float32) * valid
   # lambda_t multiplies A_{t+1}: cut the trace before an invalid transition.
@@ -208,12 +200,6 @@ def value_norm_update(state: ValueNormState, x: jax.Array, weights: jax.Array,
                         upd(state.debias, 1.))
 
 
-def _mask_logits(logits, observation):
-  if ACTION_MASK not in observation:
-    return logits
-  return jnp.where(observation[ACTION_MASK] > 0, logits, _MASKED_LOGIT)
-
-
 def make(env_spec: EnvSpec, config, variant: str = 'mappo') -> Algorithm:
   """Builds MAPPO (``variant='mappo'``) or IPPO from an ml_collections config."""
   if variant not in ('mappo', 'ippo'):
@@ -236,7 +222,7 @@ def make(env_spec: EnvSpec, config, variant: str = 'mappo') -> Algorithm:
   critic_key = (config.critic_observation_key if variant == 'mappo' else
                 config.network.observation_key)
   network = make_ppo_network(env_spec, config.network, critic_key, extra_keys)
-  optimizer = impala.make_optimizer(config)
+  optimizer = common.make_optimizer(config)
   num_agents = env_spec.num_agents
   running_norm = config.value_normalization == 'running'
 
@@ -274,14 +260,14 @@ def make(env_spec: EnvSpec, config, variant: str = 'mappo') -> Algorithm:
     extras = {'rng': rng}
     if running_norm:
       extras['value_norm'] = value_norm_init()
-    return impala.initial_learner_state(net_init(net_key), optimizer, config,
+    return common.initial_learner_state(net_init(net_key), optimizer, config,
                                         extras)
 
   def act(params, inputs, core_state, key, greedy: bool = False):
     (logits, _), core_state = step(params, inputs.observation,
                                    inputs.step_type, core_state)
-    logits = _mask_logits(logits, inputs.observation)
-    return (impala.sample_action(logits, key, greedy),
+    logits = common.mask_logits(logits, inputs.observation)
+    return (common.sample_action(logits, key, greedy),
             ActorExtras(logits=logits), core_state)
 
   def forward(params, batch: Trajectory):
@@ -290,7 +276,7 @@ def make(env_spec: EnvSpec, config, variant: str = 'mappo') -> Algorithm:
     observation = jax.tree.map(tm, dict(batch.observation))
     (logits, values), _ = unroll(params, observation, tm(batch.step_type),
                                  batch.core_state)
-    logits = _mask_logits(logits, observation)
+    logits = common.mask_logits(logits, observation)
     return tm(logits), tm(values)
 
   def minibatch_loss(params, mb, entropy_cost):
@@ -353,7 +339,7 @@ def make(env_spec: EnvSpec, config, variant: str = 'mappo') -> Algorithm:
       mb = jax.tree.map(lambda x: x[idx], data)
       grads, metrics = jax.grad(minibatch_loss, has_aux=True)(
           params, mb, entropy_cost)
-      params, opt_state, opt_metrics = impala.apply_gradients(
+      params, opt_state, opt_metrics = common.apply_gradients(
           optimizer, state._replace(params=params, opt_state=opt_state), grads)
       metrics.update(opt_metrics)
       return (params, opt_state), metrics
@@ -376,9 +362,9 @@ def make(env_spec: EnvSpec, config, variant: str = 'mappo') -> Algorithm:
 
   return Algorithm(name=variant, init=init, act=act,
                    initial_core_state=network.initial_state, update=update,
-                   replay_table=impala.sequence_table(config))
+                   replay_table=common.sequence_table(config))
 
 
 __all__ = ['GAEOutput', 'PPOLossOutput', 'ValueNormState', 'gae', 'make',
-           'ppo_loss', 'valid_transitions', 'value_norm_init',
+           'ppo_loss', 'value_norm_init',
            'value_norm_stats', 'value_norm_update']

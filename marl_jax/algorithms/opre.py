@@ -24,6 +24,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from marl_jax.algorithms import common
 from marl_jax.algorithms import impala
 from marl_jax.algorithms.base import ActorExtras, Algorithm, LearnerState
 from marl_jax.networks.opre import make_opre_network
@@ -72,20 +73,20 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
     raise ValueError(f'num_options must be >= 1, got {config.num_options}.')
   network = make_opre_network(env_spec, config.network, config.num_options,
                               config.opre_global_key)
-  optimizer = impala.make_optimizer(config)
+  optimizer = common.make_optimizer(config)
   gkey = config.opre_global_key
 
   def init(key) -> LearnerState:
-    return impala.initial_learner_state(network.init(key), optimizer, config)
+    return common.initial_learner_state(network.init(key), optimizer, config)
 
   def act(params, inputs, core_state, key, greedy: bool = False):
     out, core_state = network.step(params, inputs, core_state)
     logits = mixture_log_probs(out.option_logits, out.prior_logits)
-    return (impala.sample_action(logits, key, greedy),
+    return (common.sample_action(logits, key, greedy),
             ActorExtras(logits=logits), core_state)
 
   def loss_fn(params, batch: Trajectory, entropy_cost):
-    out, _ = network.unroll(params, impala.time_major_inputs(batch),
+    out, _ = network.unroll(params, common.time_major_inputs(batch),
                             batch.core_state)
     out = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)  # [B, T+1, ...]
     posterior = network.posterior(params, batch.observation[gkey])
@@ -119,7 +120,7 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
     chex.assert_rank(batch.action, 2)
     grads, metrics = jax.grad(loss_fn, has_aux=True)(
         state.params, batch, state.hyperparams['entropy_cost'])
-    params, opt_state, opt_metrics = impala.apply_gradients(optimizer, state,
+    params, opt_state, opt_metrics = common.apply_gradients(optimizer, state,
                                                             grads)
     metrics.update(opt_metrics)
     return LearnerState(params=params, opt_state=opt_state,
@@ -128,4 +129,4 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
 
   return Algorithm(name='opre', init=init, act=act,
                    initial_core_state=network.initial_state, update=update,
-                   replay_table=impala.sequence_table(config))
+                   replay_table=common.sequence_table(config))

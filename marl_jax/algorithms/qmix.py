@@ -52,15 +52,17 @@ import jax.numpy as jnp
 import optax
 import rlax
 
-from marl_jax.algorithms import impala
+from marl_jax.algorithms import common
 from marl_jax.algorithms.base import ActorExtras, Algorithm, LearnerState
-from marl_jax.algorithms.mappo import valid_transitions
 from marl_jax.networks.actor_critic import AgentInput
 from marl_jax.networks.qmix import make_mixer, make_q_network
 from marl_jax.replay.table import TableSpec
 from marl_jax.types import EnvSpec, EpisodeBatch
 
-ACTION_MASK = 'ACTION_MASK'
+ACTION_MASK = common.ACTION_MASK
+# joint_rollout -> the replay item: whole padded episodes (PyMARL2) or
+# fixed-length chunks through resets (JaxMARL; the anakin runtime only).
+JOINT_ROLLOUTS = {'episodes': 'episode', 'chunks': 'chunk'}
 _UNAVAILABLE = -1e9
 
 
@@ -97,7 +99,7 @@ def td_lambda_targets(rewards: jax.Array, discounts: jax.Array,
     ``(targets [T], valid [T])``, targets 0 where invalid.
   """
   chex.assert_rank([rewards, discounts, step_types, mask, next_values], 1)
-  valid = valid_transitions(step_types, mask)
+  valid = common.valid_transitions(step_types, mask)
   r_t = rewards[1:] * valid
   discount_t = discount * discounts[1:] * valid
   lambda_t = lambda_ * jnp.concatenate([valid[1:], jnp.ones((1,))])
@@ -161,7 +163,7 @@ def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:
                 if gkey in env_spec.observation else 1)
   agent = make_q_network(env_spec, config.network, bool(config.use_agent_id))
   mixer = make_mixer(variant, num_agents, state_size, config)
-  optimizer = impala.make_optimizer(config)
+  optimizer = common.make_optimizer(config)
   eps = epsilon_schedule(config)
   if config.lr_schedule == 'cosine':
     lr_factor = optax.cosine_decay_schedule(
@@ -260,7 +262,7 @@ def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:
     chex.assert_equal_shape([batch.discount, batch.step_type, batch.mask])
     extras = dict(state.extras)
     if config.standardise_rewards:
-      valid = jax.vmap(valid_transitions)(batch.step_type, batch.mask)
+      valid = jax.vmap(common.valid_transitions)(batch.step_type, batch.mask)
       team = reward_scale * jnp.mean(batch.reward[:, 1:].astype(jnp.float32),
                                      axis=-1)
       stats = reward_stats_update(extras['reward_stats'], team, valid)
@@ -272,7 +274,7 @@ def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:
     grads, (metrics, priorities) = jax.grad(loss_fn, has_aux=True)(
         state.params, extras['target'], batch, reward_mean, reward_std)
     lr = state.hyperparams['learning_rate'] * lr_factor(state.step)
-    params, opt_state, opt_metrics = impala.apply_gradients(
+    params, opt_state, opt_metrics = common.apply_gradients(
         optimizer, state._replace(hyperparams={**state.hyperparams,
                                                'learning_rate': lr}), grads)
     metrics.update(opt_metrics)
@@ -289,11 +291,16 @@ def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:
     return LearnerState(params=params, opt_state=opt_state, step=step,
                         hyperparams=state.hyperparams, extras=extras), metrics
 
+  if config.get('joint_rollout', 'episodes') not in JOINT_ROLLOUTS:
+    raise ValueError(f'joint_rollout must be one of {", ".join(JOINT_ROLLOUTS)}'
+                     f', got {config.joint_rollout!r}.')
   table = TableSpec(
       sampler='prioritized' if config.prioritized_replay else 'uniform',
-      item='episode', sequence_length=episode_limit,
-      batch_size=config.batch_size, max_size=config.replay_max_size,
-      joint=True)
+      item=JOINT_ROLLOUTS[config.get('joint_rollout', 'episodes')],
+      sequence_length=episode_limit, batch_size=config.batch_size,
+      max_size=config.replay_max_size,
+      priority_exponent=config.priority_alpha,
+      importance_exponent_start=config.priority_beta_start).validate()
   return Algorithm(name=variant, init=init, act=act,
                    initial_core_state=agent.initial_state, update=update,
                    replay_table=table, acting_params=acting_params)

@@ -15,33 +15,132 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from marl_jax.replay import rate_limiters
 from marl_jax.replay import samplers
 
 
+SAMPLERS = ('fifo', 'uniform', 'prioritized')
+# What one item of a table holds: 'sequence' is one agent's fixed-length
+# ``Trajectory`` (``sequence_length + 1`` steps, consecutive sequences
+# overlapping by one step); 'episode' is a whole episode of all agents of an env
+# copy (``EpisodeBatch``, padded to ``sequence_length`` steps), 'chunk' the same
+# joint layout for ``sequence_length`` steps that run on through episode ends
+# (the anakin runtime only: the distributed actors write whole episodes).
+ITEMS = ('sequence', 'episode', 'chunk')
+
+
 class TableSpec(NamedTuple):
-  """What actors write and how it is sampled.
+  """An algorithm's replay table, whole: what actors write and how it is
+  sampled. Both runtimes build their tables from this alone (``make_table``,
+  ``replay.episode_buffer``); no replay setting is read from the config.
 
   Attributes:
-    sampler: ``'fifo'`` (a queue: each item sampled once), ``'uniform'`` or
-      ``'prioritized'``.
-    item: ``'sequence'`` (fixed length ``sequence_length + 1``, consecutive
-      sequences overlapping by one step) or ``'episode'``.
-    sequence_length: T, the number of transitions in a sequence.
+    sampler: ``'fifo'`` (a queue: each item sampled once, in order; inserts
+      wait while it is full), ``'uniform'`` or ``'prioritized'``.
+    item: one of ``ITEMS``: per-agent sequences, or joint episodes/chunks.
+    sequence_length: T, transitions per sequence (or steps per episode/chunk).
     batch_size: items per member per learner update.
-    max_size: items kept per member; the oldest are dropped beyond it.
-    joint: items hold all agents of an env copy together (``EpisodeBatch``,
-      for centralised learners such as QMIX) instead of one agent's
-      ``Trajectory``.
+    max_size: items kept per member; beyond it the remover evicts one.
+    remover: which item a full uniform/prioritized table evicts: ``'fifo'``
+      (the oldest; Reverb's Fifo remover). A queue always removes the oldest.
+    min_size_to_sample: items a table holds before sampling starts (0: one
+      batch).
+    samples_per_insert: Reverb's SampleToInsertRatio limiter for uniform and
+      prioritized tables (None: no ratio, sample as fast as the learner goes).
+    error_buffer: the ratio limiter's slack (None: one batch's worth).
+    priority_exponent: alpha of prioritized sampling, ``P(i) ~ p_i ** alpha``.
+    importance_exponent_start: beta of the importance weights at the run's
+      start, annealed linearly to 1 at its end (Schaul et al. 2016); 1: full
+      correction throughout. Prioritized tables only.
   """
   sampler: str
   item: str
   sequence_length: int
   batch_size: int
   max_size: int
-  joint: bool = False
+  remover: str = 'fifo'
+  min_size_to_sample: int = 0
+  samples_per_insert: Optional[float] = None
+  error_buffer: Optional[float] = None
+  priority_exponent: float = 0.6
+  importance_exponent_start: float = 1.0
+
+  @property
+  def joint(self) -> bool:
+    """Items hold all agents of an env copy (``EpisodeBatch``) rather than one
+    agent's ``Trajectory``."""
+    return self.item != 'sequence'
+
+  @property
+  def prioritized(self) -> bool:
+    return self.sampler == 'prioritized'
+
+  def importance_exponent(self, progress: Any) -> Any:
+    """beta at ``progress`` in [0, 1] of the run (numpy or jax scalars)."""
+    beta0 = self.importance_exponent_start
+    return beta0 + (1. - beta0) * jnp.minimum(1., progress)
+
+  def validate(self) -> 'TableSpec':
+    """Raises ``ValueError`` naming the first field that cannot work."""
+    if self.sampler not in SAMPLERS:
+      raise ValueError(f'replay sampler {self.sampler!r} is not one of '
+                       f'{", ".join(SAMPLERS)}.')
+    if self.item not in ITEMS:
+      raise ValueError(f'replay item {self.item!r} is not one of '
+                       f'{", ".join(ITEMS)}.')
+    if self.remover != 'fifo':
+      raise ValueError(f'replay remover {self.remover!r}: only fifo is '
+                       'supported.')
+    for name in ('sequence_length', 'batch_size', 'max_size'):
+      value = getattr(self, name)
+      if int(value) != value or value <= 0:
+        raise ValueError(f'replay {name} must be a positive integer, got '
+                         f'{value!r}.')
+    if self.max_size < self.batch_size:
+      raise ValueError(f'replay max_size ({self.max_size}) must be at least '
+                       f'batch_size ({self.batch_size}).')
+    if not 0 <= self.min_size_to_sample <= self.max_size:
+      raise ValueError(f'replay min_size_to_sample ({self.min_size_to_sample})'
+                       f' must be in [0, max_size={self.max_size}].')
+    if self.samples_per_insert is not None and self.samples_per_insert <= 0:
+      raise ValueError('replay samples_per_insert must be positive (or None),'
+                       f' got {self.samples_per_insert!r}.')
+    if self.priority_exponent < 0:
+      raise ValueError('replay priority_exponent must be >= 0, got '
+                       f'{self.priority_exponent!r}.')
+    if not 0. <= self.importance_exponent_start <= 1.:
+      raise ValueError('replay importance_exponent_start must be in [0, 1], '
+                       f'got {self.importance_exponent_start!r}.')
+    return self
+
+
+def make_table(spec: TableSpec, name: str, seed: int = 0,
+               evicting: bool = False) -> 'Table':
+  """A ``Table`` with ``spec``'s semantics.
+
+  ``evicting``: a fifo table is a queue whose full inserts evict the oldest
+  item rather than wait (the ``single`` launcher, whose one thread cannot wait
+  for itself).
+  """
+  spec.validate()
+  if spec.sampler == 'fifo':
+    if evicting:
+      return Table.evicting_queue(name, spec.max_size, spec.batch_size,
+                                  seed=seed)
+    return Table.queue(name, spec.max_size, seed=seed)
+  min_size = spec.min_size_to_sample or spec.batch_size
+  if spec.sampler == 'uniform':
+    return Table.uniform(name, spec.max_size, min_size_to_sample=min_size,
+                         samples_per_insert=spec.samples_per_insert,
+                         error_buffer=spec.error_buffer, seed=seed)
+  return Table.prioritized(name, spec.max_size,
+                           priority_exponent=spec.priority_exponent,
+                           min_size_to_sample=min_size,
+                           samples_per_insert=spec.samples_per_insert,
+                           error_buffer=spec.error_buffer, seed=seed)
 
 
 def stack(items: Sequence[Any]) -> Any:

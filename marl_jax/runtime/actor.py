@@ -8,8 +8,8 @@ matchmaking assigned to it for the episode. Experience is cut into sequences of
 it is zero-padded after the ``LAST`` step (``mask`` 0), so every sequence
 belongs to exactly one member and is written to that member's replay.
 
-For centralised learners (QMIX, VDN: a ``TableSpec`` with ``item='episode'``
-and ``joint=True``) the loop writes whole episodes instead: one
+For centralised learners (QMIX, VDN: a ``TableSpec`` whose ``item`` is
+``'episode'``) the loop writes whole episodes instead: one
 ``EpisodeBatch`` item per episode and env copy, all agents together,
 zero-padded to ``T + 1`` steps.
 """

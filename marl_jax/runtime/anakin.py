@@ -22,7 +22,8 @@ Two kinds of iteration, chosen by ``algorithm.replay_table``:
     whole episode from ``reset`` (``replay_table.sequence_length`` steps at
     most; steps after ``LAST`` are padding), the episodes go to the member's
     on-device replay (``replay.episode_buffer``, uniform or prioritized with
-    ``priority_alpha`` and ``beta`` annealed from ``priority_beta_start`` to 1
+    the table's ``priority_exponent`` and ``beta`` annealed from its
+    ``importance_exponent_start`` to 1
     over ``num_steps``), and ``updates_per_iteration`` updates sample
     ``batch_size`` episodes once the replay holds that many. Acting uses
     ``algorithm.acting_params(params, env_steps)`` (QMIX's epsilon) with the
@@ -69,7 +70,6 @@ from marl_jax.replay import episode_buffer
 from marl_jax.types import EpisodeBatch, StepType, TimeStep, Trajectory
 
 
-JOINT_ROLLOUTS = ('episodes', 'chunks')
 
 
 class MemberState(NamedTuple):
@@ -321,17 +321,12 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
     return ms, metrics
 
   # ------------------------------------------ joint episodes (replay-based)
-  alpha = float(config.get('priority_alpha', 0.)) if (
-      table.sampler == 'prioritized') else 0.
-  beta0 = float(config.get('priority_beta_start', 1.))
+  # Replay semantics come from the algorithm's TableSpec alone.
+  alpha = float(table.priority_exponent) if table.prioritized else 0.
   total_member_steps = max(int(config.num_steps) // P, 1)
   updates = int(config.get('updates_per_iteration', 1))
   B = int(table.batch_size)
-  rollout_kind = str(config.get('joint_rollout', 'episodes'))
-  if rollout_kind not in JOINT_ROLLOUTS:
-    raise ValueError(f'joint_rollout must be one of {", ".join(JOINT_ROLLOUTS)}'
-                     f', got {rollout_kind!r}.')
-  chunked = joint and rollout_kind == 'chunks'
+  chunked = table.item == 'chunk'
 
   def rollout_episodes(ms: MemberState, params, key):
     """Every copy plays one episode from ``reset``: ``(ms, episodes [M],
@@ -444,8 +439,7 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
     ms, items, steps_taken, episode_metrics = rollout(ms, params, k_roll)
     buffer = episode_buffer.add(ms.buffer, items)
     env_steps = ms.env_steps + steps_taken
-    frac = jnp.minimum(env_steps / total_member_steps, 1.)
-    beta = beta0 + (1. - beta0) * frac
+    beta = table.importance_exponent(env_steps / total_member_steps)
 
     def do_update(learner, buffer, key):
       sample = episode_buffer.sample(buffer, key, B, alpha, beta)
@@ -637,7 +631,7 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None,
   iterations from its start, resumed or not.
   """
   from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
-  from marl_jax.runtime.single import RunResult, _StopFlag  # pylint: disable=g-import-not-at-top
+  from marl_jax.runtime.program import RunResult, StopSignals  # pylint: disable=g-import-not-at-top
   from marl_jax.utils import checkpointing  # pylint: disable=g-import-not-at-top
   from marl_jax.utils.logging import MetricLogger, ProgressLine  # pylint: disable=g-import-not-at-top
 
@@ -724,7 +718,7 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None,
         population_size=int(config.population_size), runtime='anakin'),
               force=force)
 
-  with _StopFlag() as flag:
+  with StopSignals() as flag:
     try:
       while iterations < total and env_steps < config.num_steps:
         if flag.stop:

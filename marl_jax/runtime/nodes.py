@@ -56,41 +56,6 @@ def _spec_and_algorithm(config):
   return spec, algorithms.make(config.algo, spec, config)
 
 
-def make_member_table(spec: table_lib.TableSpec, member: int, seed: int,
-                      config=None, evicting: bool = False) -> table_lib.Table:
-  """One member's table for an algorithm's ``TableSpec``.
-
-  Sampling starts once a batch is in (``min_size_to_sample`` in the config
-  overrides). ``samples_per_insert`` (and ``error_buffer``) in the config turn
-  on Reverb's SampleToInsertRatio limiter for uniform and prioritized tables;
-  ``priority_alpha`` is the prioritized sampler's exponent. ``evicting``: a
-  fifo table is a queue whose full inserts evict the oldest item rather than
-  block (the ``single`` launcher, whose one thread cannot wait for itself).
-  """
-  config = config or {}
-  name = f'member_{member}'
-  min_size = int(config.get('min_size_to_sample', 0) or spec.batch_size)
-  spi = config.get('samples_per_insert', None)
-  error_buffer = config.get('error_buffer', None)
-  if spec.sampler == 'fifo':
-    if evicting:
-      return table_lib.Table.evicting_queue(name, spec.max_size,
-                                            spec.batch_size, seed=seed)
-    return table_lib.Table.queue(name, spec.max_size, seed=seed)
-  if spec.sampler == 'uniform':
-    return table_lib.Table.uniform(
-        name, spec.max_size, min_size_to_sample=min_size,
-        samples_per_insert=spi, error_buffer=error_buffer, seed=seed)
-  if spec.sampler == 'prioritized':
-    return table_lib.Table.prioritized(
-        name, spec.max_size,
-        priority_exponent=float(config.get('priority_alpha', 0.6)),
-        min_size_to_sample=min_size, samples_per_insert=spi,
-        error_buffer=error_buffer, seed=seed)
-  raise ValueError(f'Unknown replay sampler {spec.sampler!r}; valid: fifo, '
-                   'uniform, prioritized.')
-
-
 # ----------------------------------------------------------------------------
 class Counter:
   """Counts steps and episodes for the whole program; owns the stop flag."""
@@ -217,9 +182,10 @@ class ReplayNode:
     self.spec = table_spec
     self._population_size = int(config.population_size)
     self._evicting = evicting and table_spec.sampler == 'fifo'
-    self._tables = [make_member_table(table_spec, m, seed=int(config.seed) + m,
-                                      config=config, evicting=evicting)
-                    for m in range(self._population_size)]
+    self._tables = [
+        table_lib.make_table(table_spec, f'member_{m}',
+                             seed=int(config.seed) + m, evicting=evicting)
+        for m in range(self._population_size)]
     self._sampling = 0  # samples currently waiting
     self._lock = threading.Lock()
     self._sample_lock = threading.Lock()
@@ -398,11 +364,10 @@ class LearnerNode:
     return (version, params) if version > known_version else (version, None)
 
   def _weights(self, info, config) -> np.ndarray:
-    """Prioritized replay's importance weights, ``[P, B]``, with beta
-    annealed linearly from ``priority_beta_start`` to 1 over ``num_steps``."""
+    """Prioritized replay's importance weights, ``[P, B]``, with the table's
+    beta schedule over ``num_steps``."""
     env_steps = self._counter.get_state()['env_steps']
-    beta0 = float(config.get('priority_beta_start', 0.4))
-    beta = beta0 + (1. - beta0) * min(1., env_steps / config.num_steps)
+    beta = float(self._table.importance_exponent(env_steps / config.num_steps))
     return np.stack([
         table_lib.importance_weights(p, n, beta)
         for p, n in zip(info['probabilities'], info['table_size'])

@@ -16,6 +16,7 @@ DESIGN.md for any algorithm of the contract.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 from typing import Any, Callable, Dict, List, Optional
@@ -32,21 +33,39 @@ RESTARTABLE_GROUPS = ('actor', 'evaluator')
 RESTART_ENV = 'MARL_JAX_NODE_RESTARTS'
 
 
+@dataclasses.dataclass
+class RunResult:
+  """What a finished (or interrupted) run reports, in every runtime."""
+  env_steps: int
+  learner_steps: int
+  interrupted: bool
+  member_returns: Optional[Any]  # mean episode return per member, last window
+
+
 class StopSignals:
-  """Ctrl-C/SIGTERM while a launcher runs: the first asks for a graceful stop
-  (``count`` becomes 1; the launcher raises the counter's stop flag), the
-  second raises ``KeyboardInterrupt``. Restores the previous handlers."""
+  """The one Ctrl-C/SIGTERM handler of every launcher and of anakin.
+
+  The first signal asks for a graceful stop (``stop`` becomes True; the run
+  ends at its next safe point with a final checkpoint), the second raises
+  ``KeyboardInterrupt``. ``install()``/``restore()`` or ``with StopSignals()
+  as signals:``; the previous handlers come back either way. Outside the main
+  thread signals are left alone.
+  """
 
   def __init__(self):
     self.count = 0
     self._previous = {}
 
+  @property
+  def stop(self) -> bool:
+    return self.count > 0
+
   def _handle(self, signum, frame):
     del frame
     self.count += 1
     if self.count == 1:
-      logging.warning('Received signal %d: stopping the program after a final '
-                      'checkpoint (Ctrl-C again to stop at once).', signum)
+      logging.warning('Received signal %d: stopping after a final checkpoint '
+                      '(Ctrl-C again to stop at once).', signum)
     else:
       raise KeyboardInterrupt
 
@@ -62,6 +81,12 @@ class StopSignals:
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
     self._previous = {}
+
+  def __enter__(self) -> 'StopSignals':
+    return self.install()
+
+  def __exit__(self, *exc) -> None:
+    self.restore()
 
 
 class Handle:
@@ -214,11 +239,10 @@ def run(config, exp_dir: str, resume: bool = False,
   (``local``, ``ray``, or ``single``: the same nodes stepped in turn in this
   process, see ``runtime/single.py``).
 
-  Returns a ``single.RunResult`` (env steps, learner steps, interrupted,
+  Returns a ``RunResult`` (env steps, learner steps, interrupted,
   mean recent return per member).
   """
   from marl_jax.runtime import single  # pylint: disable=g-import-not-at-top
-  from marl_jax.runtime.single import RunResult  # pylint: disable=g-import-not-at-top
   from marl_jax.utils.logging import ProgressLine  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 

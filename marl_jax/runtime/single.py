@@ -38,9 +38,7 @@ previous mixture (an estimate of that mixture's exploitability).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import signal
 from typing import Any, Dict, List, Optional
 
 import jax
@@ -53,45 +51,10 @@ from marl_jax.population import pbt
 from marl_jax.population import psro as psro_lib
 from marl_jax.runtime import nodes
 from marl_jax.runtime import program as program_lib
+from marl_jax.runtime.program import RunResult
 from marl_jax.utils import checkpointing
 from marl_jax.utils import config as config_lib
 from marl_jax.utils.logging import ProgressLine
-
-
-@dataclasses.dataclass
-class RunResult:
-  env_steps: int
-  learner_steps: int
-  interrupted: bool
-  member_returns: Optional[np.ndarray]  # mean episode return per member, last window
-
-
-class _StopFlag:
-  """Set by SIGINT/SIGTERM so the loop ends at a safe point."""
-
-  def __init__(self):
-    self.stop = False
-    self._previous = {}
-
-  def __enter__(self):
-    def handler(signum, frame):
-      del frame
-      if self.stop:  # Second Ctrl-C: give up on the graceful stop.
-        raise KeyboardInterrupt
-      logging.warning('Received signal %d: stopping after this iteration and '
-                      'writing a final checkpoint (Ctrl-C again to abort).',
-                      signum)
-      self.stop = True
-    for sig in (signal.SIGINT, signal.SIGTERM):
-      try:
-        self._previous[sig] = signal.signal(sig, handler)
-      except ValueError:  # Not the main thread: leave signals alone.
-        pass
-    return self
-
-  def __exit__(self, *exc):
-    for sig, previous in self._previous.items():
-      signal.signal(sig, previous)
 
 
 def _check_population_config(config) -> None:
@@ -409,7 +372,7 @@ def run(config, exp_dir: str, resume: bool = False,
   try:
     if psro_on and pool['count'] == 0:
       psro_iteration()  # The initial policy set: the learner at its start.
-    with _StopFlag() as flag:
+    with program_lib.StopSignals() as flag:
       while not counter.should_stop():
         if (max_env_steps_this_run is not None and
             env_steps() - start_steps >= max_env_steps_this_run):
