@@ -27,7 +27,46 @@ from ml_collections import config_flags
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
-_DEFAULT_CONFIG = os.path.join(_HERE, 'configs', 'impala.py')
+_DEFAULT_ALGO = 'impala'
+
+
+def _peek_flag(argv, name: str):
+  """The value of ``--name=value`` / ``--name value`` in ``argv`` (last wins),
+  read before absl parses flags: which config file to load depends on it."""
+  value = None
+  for i, arg in enumerate(argv[1:], 1):
+    if arg == '--':
+      break
+    for dashes in ('--', '-'):
+      if arg.startswith(f'{dashes}{name}='):
+        value = arg.split('=', 1)[1]
+      elif arg == f'{dashes}{name}' and i + 1 < len(argv):
+        value = argv[i + 1]
+  return value
+
+
+def _config_spec(argv) -> str:
+  """``--config``'s value: ``configs/<algo>.py:<env>@<runtime>`` for
+  ``--algo``/``--env``/``--runtime`` (the env's own defaults, or its preset
+  for that runtime where one is reported), or the explicit ``--config``."""
+  explicit = _peek_flag(argv, 'config')
+  algo = _peek_flag(argv, 'algo')
+  env = _peek_flag(argv, 'env')
+  runtime = _peek_flag(argv, 'runtime') or 'distributed'
+  if explicit:
+    path, _, arg = explicit.partition(':')
+    if not arg and env:  # a config file without preset: the env's defaults
+      return f'{path}:{env}@{runtime}'
+    return explicit
+  algo = algo or _DEFAULT_ALGO
+  path = os.path.join(_HERE, 'configs', f'{algo}.py')
+  if not os.path.exists(path):
+    known = sorted(f[:-3] for f in os.listdir(os.path.join(_HERE, 'configs'))
+                   if f.endswith('.py') and not f.startswith('_') and
+                   f != 'common.py')
+    _exit_with(f'Unknown algorithm {algo!r} (--algo): there is no '
+               f'configs/{algo}.py. Valid algorithms: {", ".join(known)}.')
+  return f'{path}:{env}@{runtime}' if env else path
 
 
 def _flag_error(e: BaseException) -> str:
@@ -40,8 +79,8 @@ def _flag_error(e: BaseException) -> str:
       text = text[1:-1]
     text = text.replace('\\n', ' ').replace('\n', ' ').replace("\\'", "'")
     return (f'unknown config key in --config overrides: {text}. Keys belong to '
-            'the --config file (default configs/impala.py:overcooked); for '
-            "another algorithm's keys pass --config=configs/<algo>.py:<preset>.")
+            'the algorithm\'s config file, configs/<algo>.py (--algo, default '
+            'impala); python train.py --algo=<algo> --helpfull lists them.')
   message = str(e)
   if 'Traceback' in message:  # A config file's own error: keep its last line.
     lines = [l for l in message.splitlines() if l.strip()]
@@ -59,9 +98,10 @@ try:
   # ml_collections applies --config.<key> overrides to the default config
   # while defining the flag, so a bad key surfaces here.
   _CONFIG = config_flags.DEFINE_config_file(
-      'config', _DEFAULT_CONFIG,
-      'Config file and preset, e.g. configs/impala.py:overcooked. Without it: '
-      'configs/<algo>.py with the preset of the --env family.',
+      'config', _config_spec(sys.argv),
+      'Config file and its argument: a preset (configs/impala.py:overcooked) '
+      'or an environment (configs/qmix.py:pettingzoo/simple_spread). Without '
+      'it: configs/<--algo>.py for --env.',
       lock_config=True)
 except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
   _exit_with(_flag_error(e))
@@ -106,41 +146,21 @@ class UsageError(Exception):
   """A user mistake, reported in one line."""
 
 
-def _default_config(algo: str, env: str | None):
-  """configs/<algo>.py with the preset that matches the env family."""
-  from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
-  if algo not in algorithms.ALGORITHMS:
-    raise UsageError(f'Unknown algorithm {algo!r} (--algo). Valid algorithms: '
-                     f'{", ".join(algorithms.ALGORITHMS)}.')
-  path = os.path.join(_HERE, 'configs', f'{algo}.py')
-  family = (env or 'overcooked/').split('/')[0]
-  preset = {'overcooked': 'overcooked', 'toy': 'toy',
-            'pettingzoo': 'mpe'}.get(family, 'overcooked')
-  spec = importlib.util.spec_from_file_location(f'{algo}_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if env and hasattr(module, 'preset_for_env'):
-    preset = module.preset_for_env(env)
-  return module.get_config(preset)
-
-
 def _build_config():
-  explicit = flags.FLAGS['config'].present
   try:
     config = _CONFIG.value.copy_and_resolve_references()
   except OSError as e:  # ml_collections defers a missing file to first use.
     lines = [l.strip() for l in str(e).splitlines() if l.strip()]
     raise UsageError(f'--config: {lines[-1]}') from e
-  if not explicit and (_ALGO.value not in (None, config.algo) or (
-      _ENV.value and _ENV.value.split('/')[0] != config.env.split('/')[0])):
-    # The default config is IMPALA on Overcooked; another algorithm or env
-    # family takes its own config file and preset.
-    if any(a.startswith('--config.') for a in sys.argv[1:]):
-      raise UsageError(
-          '--config.<key> overrides need --config=configs/<algo>.py:<preset> '
-          'when --algo or --env selects another config than the default.')
-    config = _default_config(_ALGO.value or config.algo, _ENV.value)
   config.unlock()
+  if _ENV.value and _ENV.value != config.env:
+    # An explicit preset and --env: the preset's keys, another env of the same
+    # family (another family would need its own kwargs and network).
+    if _ENV.value.split('/')[0] != config.env.split('/')[0]:
+      raise UsageError(
+          f'--env={_ENV.value} is of another family than the --config preset '
+          f'{config.preset!r} ({config.env}); drop the preset '
+          f'(--config=configs/{config.algo}.py) to get {_ENV.value}\'s defaults.')
   for key, flag in _OVERRIDES.items():
     if flag.value is not None:
       if key not in config:
@@ -222,6 +242,9 @@ def _main(argv):
         'runs', '{}_{}_{}'.format(
             config.env.replace('/', '_'), config.algo,
             datetime.datetime.now().strftime('%Y%m%d-%H%M%S')))
+    if os.path.exists(exp_dir) and not os.path.isdir(exp_dir):
+      raise UsageError(f'--exp_dir={exp_dir} is a file, not a directory; '
+                       'choose another --exp_dir.')
     if os.path.isdir(os.path.join(exp_dir, 'checkpoints')) and os.listdir(
         os.path.join(exp_dir, 'checkpoints')):
       raise UsageError(f'{exp_dir} already holds a run with checkpoints: pass '
@@ -229,51 +252,19 @@ def _main(argv):
   config.exp_dir = exp_dir
   config_lib.validate(config)
 
-  # Checks that need the environment and algorithm registries.
-  from marl_jax import algorithms, envs  # pylint: disable=g-import-not-at-top
-  if config.algo not in algorithms.ALGORITHMS:
-    raise algorithms.UnknownAlgorithmError(
-        f'Unknown algorithm {config.algo!r}. Valid algorithms: '
-        f'{", ".join(algorithms.ALGORITHMS)}.')
+  # The config made concrete against its env and checked against the runtime.
+  from marl_jax.runtime import build  # pylint: disable=g-import-not-at-top
   anakin_runtime = _RUNTIME.value == 'anakin'
   if _RESUME.value:
     _check_resume_runtime(exp_dir, _RUNTIME.value)
-  if anakin_runtime:
-    if config.env not in envs.list_jax_envs():
-      raise UsageError(f'--runtime=anakin needs a JAX-native environment, and '
-                       f'{config.env!r} is not one; JAX environments: '
-                       f'{", ".join(envs.list_jax_envs())}.')
-  try:
-    if anakin_runtime:
-      from marl_jax.runtime import anakin  # pylint: disable=g-import-not-at-top
-      env = anakin.make_env(config)
-    else:
-      env = config_lib.make_env(config)
-  except envs.UnknownEnvironmentError:
-    raise
-  except (TypeError, ValueError) as e:
-    raise UsageError(f'cannot build environment {config.env!r} with '
-                     f'env_kwargs={config_lib.env_kwargs(config)}: {e}') from e
-  try:  # Config values the algorithm rejects, before anything is written.
-    algorithm = algorithms.make(config.algo, env.spec(), config)
-  except (TypeError, ValueError, AttributeError, KeyError) as e:
-    raise UsageError(f'{config.algo} config: {e}') from e
-  finally:
-    if not anakin_runtime:
-      env.close()
-  if (not anakin_runtime and
-      config.get('joint_rollout', 'episodes') != 'episodes'):
-    raise UsageError(f'joint_rollout={config.joint_rollout!r} is an anakin '
-                     'option: the distributed actors store whole episodes; '
-                     'use --runtime=anakin or joint_rollout=episodes.')
-  if (algorithm.replay_table.joint and not anakin_runtime and
-      config.launcher == 'single'):
-    raise UsageError(f'{config.algo} learns from joint episodes, which the '
-                     'single launcher does not collect: use --launcher=local '
-                     'or ray, or --runtime=anakin.')
+  config = build.prepare(config, _RUNTIME.value).config
 
-  os.makedirs(exp_dir, exist_ok=True)
-  _write_config(config, exp_dir)
+  try:
+    os.makedirs(exp_dir, exist_ok=True)
+    _write_config(config, exp_dir)
+  except OSError as e:  # e.g. a file where a directory of the path should be
+    raise UsageError(f'--exp_dir={exp_dir}: cannot write the run directory: '
+                     f'{e.strerror or e}.') from e
   print(f'train.py: {config.algo} on {config.env}, population '
         f'{config.population_size}, {config.num_steps:,} env steps, '
         f'{"runtime anakin" if anakin_runtime else "launcher " + config.launcher}'
@@ -282,13 +273,14 @@ def _main(argv):
   if _RAY_ADDRESS.value and config.launcher != 'ray':
     raise UsageError('--ray_address needs --launcher=ray.')
   if anakin_runtime:
+    from marl_jax.runtime import anakin  # pylint: disable=g-import-not-at-top
     result = anakin.run(config, exp_dir, resume=_RESUME.value)
   else:
-    from marl_jax.runtime import program  # pylint: disable=g-import-not-at-top
-    from marl_jax.runtime.local import ProgramError  # pylint: disable=g-import-not-at-top
+    from marl_jax.runtime import launchers  # pylint: disable=g-import-not-at-top
+    from marl_jax.runtime.program import ProgramError  # pylint: disable=g-import-not-at-top
     try:
-      result = program.run(config, exp_dir, resume=_RESUME.value,
-                           ray_address=_RAY_ADDRESS.value)
+      result = launchers.run(config, exp_dir, resume=_RESUME.value,
+                             ray_address=_RAY_ADDRESS.value)
     except ProgramError as e:
       print(f'train.py: error: {e}', file=sys.stderr, flush=True)
       sys.exit(1)

@@ -1,4 +1,9 @@
-"""MAPPO / IPPO configs: ``--config=configs/mappo.py:<preset>``.
+"""MAPPO / IPPO configs: ``--config=configs/mappo.py:<preset or env>``.
+
+Without a preset (``train.py --algo=mappo --env=<env>``): the defaults below
+with the env family's kwargs (configs/common.py), the network's observation
+chosen from the env spec and a global-state wrapper added for the critic
+where the env has no ``GLOBAL``.
 
 Presets:
   overcooked  JaxMARL Overcooked cramped_room (``jaxmarl/overcooked_cramped_room``)
@@ -16,26 +21,25 @@ per rollout, so each update sees ``num_envs_per_actor * num_agents`` sequences
 
 import ml_collections
 
+from configs import common
 
-def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.algo = 'mappo'
-  c.preset = preset
+# name -> (env, runtimes in which --env=<env> selects it).
+PRESETS = {
+    'overcooked': ('jaxmarl/overcooked_cramped_room', ('anakin',)),
+    'toy': ('jax/penalty', ('anakin', 'distributed')),
+}
 
-  # Environment.
-  c.env = 'jaxmarl/overcooked_cramped_room'
-  c.env_kwargs = ml_collections.ConfigDict()
+
+def get_config(arg: str = 'overcooked') -> ml_collections.ConfigDict:
+  return common.build('mappo', arg, 'overcooked', PRESETS, algorithm_keys,
+                      apply_preset)
+
+
+def algorithm_keys(c: ml_collections.ConfigDict, runtime: str = '') -> None:
+  del runtime
   c.env_wrappers = ('agent_id',)
-
-  # Run.
-  c.seed = 0
   c.num_steps = 5_000_000
-  c.population_size = 1
-  c.matchmaking = 'self_play'
-  c.launcher = 'local'  # distributed runtime only
-  c.num_actors = 1
-  c.num_envs_per_actor = 16
-  c.num_learner_devices = 0
+  c.num_actors = 1  # distributed runtime: on-policy, so few actors
 
   # PPO.
   c.discount = 0.99
@@ -55,46 +59,24 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
   c.critic_observation_key = 'GLOBAL'  # mappo only
   c.use_agent_id = True  # AGENT_ID one-hot as an extra input
   c.share_parameters = True  # False: separate params per agent slot
-  c.optimizer = 'adam'
-  c.learning_rate = 2.5e-4
-  c.optimizer_eps = 1e-5
-  c.adam_b1 = 0.9
-  c.adam_b2 = 0.999
-  c.rmsprop_decay = 0.99
-  c.rmsprop_momentum = 0.0
-  c.max_grad_norm = 0.5
+  common.optimizer_keys(c, learning_rate=2.5e-4, optimizer='adam', eps=1e-5,
+                        max_grad_norm=0.5)
 
   # Networks (actor and critic have the same shape, separate params).
-  c.network = ml_collections.ConfigDict()
-  c.network.observation_key = 'FEATURES'
-  c.network.torso = 'auto'  # 'auto' (by rank) | 'mlp' (flatten anything)
-  c.network.mlp_sizes = (64, 64)
-  c.network.conv_channels = (32, 32)
-  c.network.conv_kernels = (3, 3)
-  c.network.conv_strides = (1, 1)
+  common.network_keys(c, mlp_sizes=(64, 64))
+  c.network.torso = 'auto'  # 'auto' (by the input's spec) | 'mlp' (flatten)
   c.network.core = ''  # '' | 'gru' | 'lstm'
   c.network.core_size = 64
 
-  # Run directory.
-  c.exp_dir = ''
-  c.checkpoint_every_s = 300.0
-  c.max_checkpoints_to_keep = 3
-  c.progress_every_s = 10.0
-  c.log_every_updates = 10
-  c.record_video = False
-  c.video_episodes = 1
 
+def apply_preset(c: ml_collections.ConfigDict, preset: str) -> None:
+  """Overrides of a preset; its env and the family's kwargs are set already."""
   if preset == 'overcooked':
     # JaxMARL's IPPO baseline for Overcooked: MLP on the flattened grid,
     # shaped rewards annealed away over the first half of 5M steps.
-    c.env = 'jaxmarl/overcooked_cramped_room'
-    c.env_kwargs.horizon = 400
-    c.env_kwargs.reward_shaping_factor = 1.0
-    c.env_kwargs.reward_shaping_horizon = 2_500_000
     c.network.observation_key = 'GRID'
     c.network.torso = 'mlp'
   elif preset == 'toy':
-    c.env = 'jax/penalty'
     c.num_steps = 200_000
     c.num_envs_per_actor = 16
     c.sequence_length = 16
@@ -102,12 +84,3 @@ def get_config(preset: str = 'overcooked') -> ml_collections.ConfigDict:
     c.learning_rate = 3e-3
     c.network.mlp_sizes = (32,)
     c.progress_every_s = 2.0
-  else:
-    raise ValueError(f'Unknown mappo preset {preset!r}; valid presets: '
-                     'overcooked, toy.')
-  return c
-
-
-def preset_for_env(env: str) -> str:
-  """The preset ``train.py --env=<env>`` starts from."""
-  return 'toy' if env.startswith('jax/') else 'overcooked'

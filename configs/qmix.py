@@ -1,4 +1,9 @@
-"""QMIX / VDN configs: ``--config=configs/qmix.py:<preset>``.
+"""QMIX / VDN configs: ``--config=configs/qmix.py:<preset or env>``.
+
+Without a preset (``train.py --algo=qmix --env=<env>``): the PyMARL2 defaults
+below with the env family's kwargs (configs/common.py), the agent network's
+observation chosen from the env spec and a global-state wrapper added for the
+mixer where the env has no ``GLOBAL``.
 
 PyMARL2's recipe (Hu et al., 2021) as defaults: Adam lr 1e-3, TD(lambda)
 with lambda 0.6, batches of 128 episodes, double Q with a target network
@@ -12,6 +17,9 @@ Presets:
                       on chunks (below) with the SMAX recipe of
                       ``_smax_recipe``.
   toy                 ``jax/penalty``, a tiny JAX matrix game.
+
+``--env=jaxmarl/smax_3m`` (or 2s3z) selects its preset under
+``--runtime=anakin`` only: chunks are an anakin layout.
 
 QMIX runs under the anakin runtime (``train.py --runtime=anakin``) or the
 distributed program. Under anakin, with ``joint_rollout='episodes'`` (the
@@ -31,29 +39,30 @@ softly with ``target_update='soft'`` and ``target_tau``.
 
 import ml_collections
 
+from configs import common
+
 NUM_STEPS_SMAX = 3_000_000
 
+# name -> (env, runtimes in which --env=<env> selects it).
+PRESETS = {
+    'smax_3m': ('jaxmarl/smax_3m', ('anakin',)),
+    'smax_2s3z': ('jaxmarl/smax_2s3z', ('anakin',)),
+    'toy': ('jax/penalty', ('anakin', 'distributed')),
+}
 
-def get_config(preset: str = 'smax_3m') -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.algo = 'qmix'
-  c.preset = preset
 
-  # Environment.
-  c.env = 'jaxmarl/smax_3m'
-  c.env_kwargs = ml_collections.ConfigDict()
+def get_config(arg: str = 'smax_3m') -> ml_collections.ConfigDict:
+  return common.build('qmix', arg, 'smax_3m', PRESETS, algorithm_keys,
+                      apply_preset)
+
+
+def algorithm_keys(c: ml_collections.ConfigDict, runtime: str = '') -> None:
+  del runtime
   c.env_wrappers = ('agent_id',)
   c.max_episode_steps = 0  # 0: the environment's own limit
-
-  # Run.
-  c.seed = 0
   c.num_steps = 2_000_000
-  c.population_size = 1
-  c.matchmaking = 'self_play'
-  c.launcher = 'local'  # distributed runtime only
   c.num_actors = 1
   c.num_envs_per_actor = 8  # episodes per iteration (PyMARL2 batch_size_run)
-  c.num_learner_devices = 0
   c.updates_per_iteration = 1
   # Anakin only. 'episodes': each copy plays one whole episode per iteration
   # from reset, stored padded to the episode limit (PyMARL2). 'chunks': each
@@ -81,14 +90,8 @@ def get_config(preset: str = 'smax_3m') -> ml_collections.ConfigDict:
   c.priority_eps = 1e-6
   c.use_agent_id = True
   c.global_state_key = 'GLOBAL'
-  c.optimizer = 'adam'
-  c.learning_rate = 1e-3
-  c.optimizer_eps = 1e-8
-  c.adam_b1 = 0.9
-  c.adam_b2 = 0.999
-  c.rmsprop_decay = 0.99
-  c.rmsprop_momentum = 0.0
-  c.max_grad_norm = 10.0
+  common.optimizer_keys(c, learning_rate=1e-3, optimizer='adam', eps=1e-8,
+                        max_grad_norm=10.0)
   c.lr_schedule = 'constant'  # 'constant' | 'cosine'
   c.lr_decay_updates = 100_000
   c.lr_min_ratio = 0.0
@@ -102,31 +105,20 @@ def get_config(preset: str = 'smax_3m') -> ml_collections.ConfigDict:
   c.mixer_layer_norm = False
 
   # Agent network.
-  c.network = ml_collections.ConfigDict()
-  c.network.observation_key = 'FEATURES'
-  c.network.mlp_sizes = (64,)
-  c.network.conv_channels = (32, 32)
-  c.network.conv_kernels = (3, 3)
-  c.network.conv_strides = (1, 1)
+  common.network_keys(c, mlp_sizes=(64,))
   c.network.gru_size = 64
   c.network.use_prev_action = True
 
-  # Run directory.
-  c.exp_dir = ''
-  c.checkpoint_every_s = 300.0
-  c.max_checkpoints_to_keep = 3
-  c.progress_every_s = 10.0
-  c.log_every_updates = 10
   # Greedy test episodes per member every test_interval_steps env steps and
-  # at the end (test.csv; PyMARL's test_nepisode and test_interval).
+  # at the end (test.csv; PyMARL's test_nepisode and test_interval; anakin).
   c.test_episodes = 32
   c.test_interval_steps = 10_000
   c.final_test_episodes = 1024  # the test at the end of the run (0: 32 too)
-  c.record_video = False
-  c.video_episodes = 1
 
+
+def apply_preset(c: ml_collections.ConfigDict, preset: str) -> None:
+  """Overrides of a preset; its env and the family's kwargs are set already."""
   if preset in ('smax_3m', 'smax_2s3z'):
-    c.env = f'jaxmarl/{preset}'
     _smax_recipe(c)
     if preset == 'smax_3m':
       # The last ~500k steps (JaxMARL's BUFFER_SIZE): 3m's final greedy wins
@@ -135,7 +127,6 @@ def get_config(preset: str = 'smax_3m') -> ml_collections.ConfigDict:
       # measured.
       c.replay_max_size = 5000
   elif preset == 'toy':
-    c.env = 'jax/penalty'
     c.num_steps = 30_000
     c.num_envs_per_actor = 16
     c.batch_size = 32
@@ -147,10 +138,6 @@ def get_config(preset: str = 'smax_3m') -> ml_collections.ConfigDict:
     c.mixer_embed = 16
     c.hypernet_embed = 32
     c.progress_every_s = 2.0
-  else:
-    raise ValueError(f'Unknown qmix preset {preset!r}; valid presets: '
-                     'smax_3m, smax_2s3z, toy.')
-  return c
 
 
 def _smax_recipe(c: ml_collections.ConfigDict) -> None:
@@ -174,11 +161,3 @@ def _smax_recipe(c: ml_collections.ConfigDict) -> None:
   c.lr_decay_updates = (c.get_ref('num_steps') // (c.num_envs_per_actor * 95)
                         * c.updates_per_iteration)
   c.lr_min_ratio = 0.05
-
-
-def preset_for_env(env: str) -> str:
-  """The preset ``train.py --env=<env>`` starts from."""
-  if env.startswith('jax/'):
-    return 'toy'
-  name = env.split('/', 1)[-1]
-  return name if name in ('smax_3m', 'smax_2s3z') else 'smax_3m'

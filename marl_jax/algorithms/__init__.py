@@ -57,6 +57,9 @@ def make(name: str, env_spec, config) -> Algorithm:
   if name not in ALGORITHMS:
     raise UnknownAlgorithmError(
         f'Unknown algorithm {name!r}. Valid algorithms: {", ".join(ALGORITHMS)}.')
+  from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
+  # What the config leaves to the env spec ('auto' observation key).
+  config = config_lib.derive_from_spec(config, env_spec)
   module = importlib.import_module(
       f'marl_jax.algorithms.{_MODULES.get(name, name)}')
   if name in _MODULES:

@@ -99,16 +99,20 @@ _HAS_GLOBAL = ('The environment already has a GLOBAL observation of its own; '
 class GlobalState(Wrapper):
   """Adds ``GLOBAL``: all agents' ``key`` observations, flattened and joined.
 
-  Every agent sees the same ``[num_agents * prod(shape)]`` vector.
+  Every agent sees the same ``[num_agents * prod(shape)]`` vector. ``key``
+  defaults to ``FEATURES``, else ``GRID`` (Overcooked's lossless grid).
   """
 
   KEY = 'GLOBAL'
 
-  def __init__(self, env: Environment, key: str = 'FEATURES'):
+  def __init__(self, env: Environment, key: Optional[str] = None):
     super().__init__(env)
     spec = env.spec()
     if self.KEY in spec.observation:
       raise ValueError(_HAS_GLOBAL)
+    if key is None:
+      key = 'GRID' if ('GRID' in spec.observation and
+                       'FEATURES' not in spec.observation) else 'FEATURES'
     if key not in spec.observation:
       raise ValueError(f'GlobalState: observation {key!r} not found; the '
                        f'environment has {sorted(spec.observation)}.')

@@ -573,16 +573,16 @@ def test_opre_sequences_and_updates_match_the_contract():
                                       'jaxmarl/overcooked_cramped_room'])
 def test_opre_builds_on_jax_envs_from_the_preset_train_py_picks(env_name):
   """``train.py --algo=opre --env=<jax env>`` starts from
-  ``preset_for_env``: these envs have their own GLOBAL, so the preset adds no
-  ``global_state`` wrapper (which refuses an env that has one, saying so),
+  ``configs/opre.py:<env>@anakin``: these envs have their own GLOBAL, so the
+  config adds no ``global_state`` wrapper (which refuses an env that has one, saying so),
   and the env builds for both runtimes."""
   from configs import opre as opre_configs  # pylint: disable=g-import-not-at-top
   from marl_jax.envs import registry  # pylint: disable=g-import-not-at-top
   from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
   if env_name not in registry.list_jax_envs():
     pytest.skip(f'{env_name} not available')
-  config = opre_configs.get_config(opre_configs.preset_for_env(env_name))
-  config.env = env_name
+  config = opre_configs.get_config(f'{env_name}@anakin')
+  assert config.env == env_name
   env = anakin.make_env(config)
   assert 'GLOBAL' in env.spec().observation
   algo = algorithms.make('opre', env.spec(), config)

@@ -2,8 +2,8 @@
 
 For debugging and exact reproducibility. ``run`` builds the same program as
 ``local`` and ``ray`` (``program.make_program``: counter, replay, learner,
-actors, evaluator; the same node classes of ``runtime/nodes.py``), holds the
-nodes as plain objects instead of processes, and steps them in a fixed order:
+actors, evaluator; the same node classes), holds the nodes as plain objects
+instead of processes, and steps them in a fixed order:
 every actor plays ``T`` steps of its copies and writes to the replay, then the
 learner updates on every batch the replay holds, then the evaluator looks for
 new params. A run is thus a deterministic function of its config and seed.
@@ -49,8 +49,12 @@ from marl_jax.evaluation import policies as policies_lib
 from marl_jax.population import payoff as payoff_lib
 from marl_jax.population import pbt
 from marl_jax.population import psro as psro_lib
-from marl_jax.runtime import nodes
+from marl_jax.replay.server import ReplayNode
 from marl_jax.runtime import program as program_lib
+from marl_jax.runtime.actor import ActorNode
+from marl_jax.runtime.counter import Counter
+from marl_jax.runtime.evaluator import EvaluatorNode
+from marl_jax.runtime.learner import LearnerNode
 from marl_jax.runtime.program import RunResult
 from marl_jax.utils import checkpointing
 from marl_jax.utils import config as config_lib
@@ -94,7 +98,7 @@ class _ActingVariables:
   """The actors' variable source under ``single``: the learner's params,
   followed by the ring of frozen snapshots under FSP and PSRO."""
 
-  def __init__(self, learner: nodes.LearnerNode, pool: Dict[str, Any]):
+  def __init__(self, learner: LearnerNode, pool: Dict[str, Any]):
     self._learner = learner
     self._pool = pool
 
@@ -118,7 +122,7 @@ def _build(program: program_lib.Program, variables_for_actors):
         return variables_for_actors(obj)
       return obj
     args, kwargs = node.resolved_arguments(resolve)
-    if node.constructor is nodes.ReplayNode:
+    if node.constructor is ReplayNode:
       kwargs = dict(kwargs, evicting=True)
     objects[node.label] = node.constructor(*args, **kwargs)
   return objects
@@ -145,17 +149,18 @@ def run(config, exp_dir: str, resume: bool = False,
   pool: Dict[str, Any] = dict(count=0, params=None)
   program = program_lib.make_program(config, exp_dir, resume=resume)
   objects = _build(program, lambda learner: _ActingVariables(learner, pool))
-  counter: nodes.Counter = objects['counter']
-  replay: nodes.ReplayNode = objects['replay']
-  learner_node: nodes.LearnerNode = objects['learner']
-  actors: List[nodes.ActorNode] = [objects[n.label]
-                                   for n in program.groups['actor']]
-  evaluator: Optional[nodes.EvaluatorNode] = objects.get('evaluator')
-  if replay.spec.sampler != 'fifo':
-    raise config_lib.ConfigError(
-        f'{config.algo} samples a {replay.spec.sampler} replay table, which '
-        'the single launcher does not run (it drains queues): use '
-        '--launcher=local or ray, or --runtime=anakin.')
+  counter: Counter = objects['counter']
+  replay: ReplayNode = objects['replay']
+  learner_node: LearnerNode = objects['learner']
+  actors: List[ActorNode] = [objects[n.label]
+                             for n in program.groups['actor']]
+  evaluator: Optional[EvaluatorNode] = objects.get('evaluator')
+  # Queues are drained each round. A sampled (uniform/prioritized) table
+  # is sampled at anakin's ratio instead: updates_per_iteration updates for
+  # every num_envs_per_actor items a member's table receives.
+  sampled = replay.spec.sampler != 'fifo'
+  items_per_update = (config.num_envs_per_actor /
+                      max(int(config.get('updates_per_iteration', 1)), 1))
 
   runtime = learner_node.setup()  # restores the counter too
   learner = learner_node.learner
@@ -372,6 +377,7 @@ def run(config, exp_dir: str, resume: bool = False,
   try:
     if psro_on and pool['count'] == 0:
       psro_iteration()  # The initial policy set: the learner at its start.
+    credit = 0.  # updates due on a sampled table
     with program_lib.StopSignals() as flag:
       while not counter.should_stop():
         if (max_env_steps_this_run is not None and
@@ -381,9 +387,14 @@ def run(config, exp_dir: str, resume: bool = False,
           interrupted = True
           counter.request_stop()
           break
+        inserts = replay.info()['inserts']
         for actor in actors:
           actor.step()
-        while replay.can_sample():
+        if sampled:
+          credit += ((replay.info()['inserts'] - inserts) /
+                     config.population_size / items_per_update)
+        while replay.can_sample() and (not sampled or credit >= 1):
+          credit -= 1
           learner_node.step(replay.sample(timeout=0))
           version = learner_node.version
           if (config.get('pbt_every_updates', 0) and

@@ -1,0 +1,100 @@
+"""A run's config made concrete against its environment, and checked against
+the runtime that will run it, before anything is written or started.
+
+``prepare(config, runtime)`` is what ``train.py`` (and the algorithm x env x
+runtime matrix) calls: it builds the environment the runtime would build,
+adds what the algorithm needs that the env lacks (a ``global_state``
+wrapper), resolves what the config leaves to the env spec (the network's
+observation), builds the algorithm, and refuses a combination the runtime
+cannot run with one line that says why (``UnsupportedError``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from marl_jax import algorithms
+from marl_jax import envs
+from marl_jax.utils import config as config_lib
+
+RUNTIMES = ('distributed', 'anakin')
+
+
+class UnsupportedError(config_lib.ConfigError):
+  """An algorithm x environment x runtime combination that cannot run; the
+  message says why."""
+
+
+class Prepared(NamedTuple):
+  config: object  # ml_collections.ConfigDict, resolved
+  env_spec: object  # types.EnvSpec
+  algorithm: algorithms.Algorithm
+
+
+def _make_env(config, runtime: str):
+  if runtime == 'anakin':
+    from marl_jax.envs import wrappers  # pylint: disable=g-import-not-at-top
+    return wrappers.make_jax_wrapped(
+        config.env, tuple(config.get('env_wrappers', ()) or ()),
+        **config_lib.env_kwargs(config))
+  return config_lib.make_env(config)
+
+
+def prepare(config, runtime: str = 'distributed') -> Prepared:
+  """``config`` resolved against its env for ``runtime`` (a copy).
+
+  Raises:
+    UnsupportedError: the runtime cannot run this algorithm on this env.
+    envs.UnknownEnvironmentError: ``config.env`` is not registered.
+    config_lib.ConfigError: the env or the algorithm rejects a config value
+      (the message names it).
+  """
+  if runtime not in RUNTIMES:
+    raise config_lib.ConfigError(f'Unknown runtime {runtime!r}; valid: '
+                                 f'{", ".join(RUNTIMES)}.')
+  if config.algo not in algorithms.ALGORITHMS:
+    raise algorithms.UnknownAlgorithmError(
+        f'Unknown algorithm {config.algo!r}. Valid algorithms: '
+        f'{", ".join(algorithms.ALGORITHMS)}.')
+  if runtime == 'anakin' and config.env not in envs.list_jax_envs():
+    if config.env not in envs.list_envs():
+      envs.make(config.env)  # raises UnknownEnvironmentError, naming near ones
+    raise UnsupportedError(
+        f'--runtime=anakin needs a JAX-native environment, and {config.env!r} '
+        'is not one (JAX environments: jax/..., jaxmarl/...); use '
+        '--runtime=distributed.')
+  try:
+    env = _make_env(config, runtime)
+  except envs.UnknownEnvironmentError:
+    raise
+  except (TypeError, ValueError) as e:
+    raise config_lib.ConfigError(
+        f'cannot build environment {config.env!r} with '
+        f'env_kwargs={config_lib.env_kwargs(config)}: {e}') from e
+  try:
+    spec = env.spec()
+  finally:
+    if runtime != 'anakin':
+      env.close()
+  # What the env spec decides: a GLOBAL where the algorithm needs one (the
+  # host env above already has the wrapper; the JAX envs all have GLOBAL).
+  config = config_lib.with_global_state(config, spec.observation)
+  global_key = config_lib.global_key(config)
+  if global_key and global_key not in spec.observation:
+    if runtime == 'anakin':
+      raise UnsupportedError(
+          f'{config.algo} reads {global_key!r}, which {config.env} does not '
+          'provide under --runtime=anakin.')
+  config = config_lib.derive_from_spec(config, spec)
+  try:
+    algorithm = algorithms.make(config.algo, spec, config)
+  except (TypeError, ValueError, AttributeError, KeyError) as e:
+    raise config_lib.ConfigError(f'{config.algo} config: {e}') from e
+  table = algorithm.replay_table
+  if runtime == 'distributed' and table.item == 'chunk':
+    raise UnsupportedError(
+        f'{config.algo} with joint_rollout={config.joint_rollout!r} learns '
+        'from chunks that run on through episode ends, an anakin layout: the '
+        'distributed actors write whole episodes; use --runtime=anakin or '
+        '--config.joint_rollout=episodes.')
+  return Prepared(config, spec, algorithm)
