@@ -96,7 +96,8 @@ def raw_steps_per_second(config, secs: float) -> float:
 def train_steps_per_second(config, secs: float, warmup_updates: int = 20,
                            warmup_secs: float = 15.):
   """Env steps/s and updates/s of the local program over ``secs``."""
-  from marl_jax.runtime import local, program
+  from marl_jax.runtime import program
+  from marl_jax.runtime.launchers import local
   marks = {}
 
   def stop_when(counts):

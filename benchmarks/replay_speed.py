@@ -69,10 +69,11 @@ def _table_spec(kind):
 
 
 def _server(address, kind, ready):
-  from marl_jax.runtime import courier, nodes  # pylint: disable=g-import-not-at-top
-  replay = nodes.ReplayNode(dict(population_size=1, seed=0),
-                            table_spec=_table_spec(kind)._replace(
-                                **({} if kind == 'queue' else {})))
+  from marl_jax.replay.server import ReplayNode  # pylint: disable=g-import-not-at-top
+  from marl_jax.runtime import courier  # pylint: disable=g-import-not-at-top
+  replay = ReplayNode(dict(population_size=1, seed=0),
+                      table_spec=_table_spec(kind)._replace(
+                          **({} if kind == 'queue' else {})))
   if kind == 'uniform':  # Reverb's MinSize(2 * BATCH) limiter.
     from marl_jax.replay.table import Table  # pylint: disable=g-import-not-at-top
     replay._tables[0] = Table.uniform('member_0', 10_000,  # pylint: disable=protected-access

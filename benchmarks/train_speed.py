@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top
 from configs import impala as impala_configs
-from marl_jax.runtime import single
+from marl_jax.runtime.launchers import single
 from marl_jax.utils import config as config_lib
 import numpy as np
 # pylint: enable=g-import-not-at-top

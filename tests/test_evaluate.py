@@ -72,7 +72,7 @@ def _train_single(exp_dir, preset, **overrides):
   """A tiny run with the single launcher, written like train.py's run dir."""
   # pylint: disable=g-import-not-at-top
   from configs import impala as impala_configs
-  from marl_jax.runtime import single
+  from marl_jax.runtime.launchers import single
   from marl_jax.utils import config as config_lib
   # pylint: enable=g-import-not-at-top
   c = impala_configs.get_config(preset)

@@ -12,23 +12,32 @@ For centralised learners (QMIX, VDN: a ``TableSpec`` whose ``item`` is
 ``'episode'``) the loop writes whole episodes instead: one
 ``EpisodeBatch`` item per episode and env copy, all agents together,
 zero-padded to ``T + 1`` steps.
+
+``ActorNode`` is the distributed program's actor around an ``EnvLoop``: it
+pulls params from the learner every ``variable_update_period`` env steps,
+writes the loop's sequences to the replay node and reports its episodes to
+the counter.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Callable, Dict, List, Optional, Sequence
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from marl_jax.algorithms.base import Algorithm
 from marl_jax.envs.base import Environment
 from marl_jax.networks import AgentInput
 from marl_jax.population import matchmaking
+from marl_jax.runtime import node_process
 from marl_jax.types import EpisodeBatch, TimeStep, Trajectory
+from marl_jax.utils import config as config_lib
 
 Writer = Callable[[int, Trajectory], None]
 
@@ -389,3 +398,110 @@ class EnvLoop:
     self._seq_core = state['seq_core']
     self._seq_version = state['seq_version']
     self._episode_stats = state['episode_stats']
+
+
+class ActorNode:
+  """An env loop over M copies (``EnvLoop``), writing to the replay.
+
+  ``run()`` (the ``local`` and ``ray`` launchers) is ``setup()`` and then
+  ``step()`` until the program stops; the ``single`` launcher calls ``step()``
+  itself. Under fictitious self-play and PSRO (``single`` only) the variable
+  source's params hold ``fsp_pool_size`` frozen snapshots after the
+  population's members.
+  """
+
+  def __init__(self, config_dict, actor_id: int, replay, learner, counter):
+    self._config = ml_collections.ConfigDict(config_dict)
+    self._actor_id = actor_id
+    self._replay = replay
+    self._learner = learner
+    self._counter = counter
+    self.loop = None
+
+  def setup(self) -> bool:
+    """Builds the envs and the loop, and waits for the first params.
+
+    False if the program stopped before any params were published."""
+    from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
+
+    config = self._config
+    self._envs = [config_lib.make_env(config)
+                  for _ in range(config.num_envs_per_actor)]
+    try:
+      spec = self._envs[0].spec()
+      algorithm = algorithms.make(config.algo, spec, config)
+      table = algorithm.replay_table
+      self._T = table.sequence_length
+      self._pending: List[Tuple[int, Any]] = []
+      seed = int(np.random.default_rng(
+          [config.seed, 1, self._actor_id, node_process.restarts()]
+      ).integers(2**31 - 1))
+      snapshots = config.matchmaking in ('fsp', 'psro')
+      self.loop = EnvLoop(
+          self._envs, algorithm, config.population_size,
+          'fsp' if config.matchmaking == 'psro' else config.matchmaking,
+          self._T, lambda member, seq: self._pending.append((member, seq)),
+          seed=seed,
+          num_frozen=int(config.get('fsp_pool_size', 0)) if snapshots else 0,
+          joint_episodes=bool(getattr(table, 'joint', False)))
+      self._device = jax.local_devices()[0]
+      self._period = int(config.get('variable_update_period', 1))
+      self._version, self._params = -1, None
+      while True:
+        self._version, params = self._learner.get_variables(-1)
+        if params is not None:
+          break
+        if self._counter.should_stop():
+          return False
+        time.sleep(0.1)
+      self._params = jax.device_put(params, self._device)
+      self._since_fetch = 0
+      self._total = self._counter.get_state()['env_steps']
+    except BaseException:
+      self.close()
+      raise
+    return True
+
+  def step(self) -> bool:
+    """Plays ``T`` steps of every copy, writes what they finished to the
+    replay and reports to the counter. False once the program should stop."""
+    if self._since_fetch >= self._period:
+      version, params = self._learner.get_variables(self._version)
+      if params is not None:
+        self._version = version
+        self._params = jax.device_put(params, self._device)
+      self._since_fetch = 0
+    taken = self.loop.run(self._params, self._T, policy_version=self._version,
+                          total_env_steps=self._total)
+    self._since_fetch += taken
+    if not self._write():
+      return False
+    counts = self._counter.increment(env_steps=taken,
+                                     episodes=self.loop.pop_episode_stats(),
+                                     policy_version=self._version)
+    self._total = counts['env_steps']
+    return not counts['stop']
+
+  def run(self) -> Dict[str, Any]:
+    try:
+      if not self.setup():
+        return dict(env_steps=0)
+      while self.step():
+        pass
+    finally:
+      self.close()
+    return dict(env_steps=self.loop.env_steps)
+
+  def close(self) -> None:
+    for env in getattr(self, '_envs', ()):
+      env.close()
+
+  def _write(self) -> bool:
+    """Writes every pending sequence; False if the program stopped first."""
+    pending = self._pending
+    while pending:
+      left = self._replay.insert(pending)
+      pending[:] = [pending[i] for i in left]
+      if pending and self._counter.should_stop():
+        return False
+    return True

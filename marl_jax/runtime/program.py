@@ -2,15 +2,20 @@
 
 A ``Program`` holds ``CourierNode``s, each a constructor plus arguments, grouped
 under labels (``replay``, ``counter``, ``learner``, ``actor`` x K,
-``evaluator``). Arguments may be ``Handle``s of other nodes; a launcher builds
-every node in its own process (``local``) or Ray actor (``ray``), turns each
-handle into something that calls the node's methods there (a courier client or
-a Ray actor handle), and calls ``run()`` on the nodes that have one; or builds
-them all in one process and steps them in turn (``single``). The node classes
-(``runtime/nodes.py``) are the same under every launcher.
+``evaluator``). Arguments may be ``Handle``s of other nodes; a launcher
+(``runtime/launchers/``) builds every node in its own process (``local``) or
+Ray actor (``ray``), turns each handle into something that calls the node's
+methods there (a courier client or a Ray actor handle), and calls ``run()`` on
+the nodes that have one; or builds them all in one process and steps them in
+turn (``single``). The node classes are the same under every launcher, each
+beside the code it wraps: ``counter.Counter``, ``replay.server.ReplayNode``,
+``learner.LearnerNode``, ``actor.ActorNode``, ``evaluator.EvaluatorNode``.
 
 ``make_program(config, exp_dir)`` builds the IMPALA-shaped program of
-DESIGN.md for any algorithm of the contract.
+DESIGN.md for any algorithm of the contract. The launchers import this
+module, never the reverse; ``launchers.run`` picks one by ``config.launcher``.
+Also here, for every launcher and for anakin: ``RunResult``, ``StopSignals``
+(the one Ctrl-C handler) and ``ProgramError``.
 """
 
 from __future__ import annotations
@@ -24,13 +29,10 @@ from typing import Any, Callable, Dict, List, Optional
 from marl_jax.utils import config as config_lib
 
 
-# Groups whose nodes a launcher starts again when their process dies: they
-# hold no state the program needs (the counter, replay and learner do).
-RESTARTABLE_GROUPS = ('actor', 'evaluator')
-# Set in a node's environment: how many times it has been restarted (0 at
-# first). Nodes mix it into their seeds, so that a restarted env loop does not
-# replay the episodes of its first life.
-RESTART_ENV = 'MARL_JAX_NODE_RESTARTS'
+class ProgramError(RuntimeError):
+  """The program could not run: a node failed (named, with its traceback), or
+  a launcher could not start it (e.g. an unreachable Ray cluster). train.py
+  prints it as one line and exits 1."""
 
 
 @dataclasses.dataclass
@@ -171,25 +173,34 @@ def make_program(config, exp_dir: str, resume: bool = False) -> Program:
   """The program of DESIGN.md for ``config``: replay, counter, learner,
   ``num_actors`` env-loop actors and (if ``eval_every_updates``) an evaluator.
   """
-  # Imported here so that building a program description stays cheap.
-  from marl_jax.runtime import nodes  # pylint: disable=g-import-not-at-top
+  # Imported here so that building a program description stays cheap, and
+  # so that a node's process (which unpickles its CourierNode, and so imports
+  # this module) imports only its own node's module.
+  # pylint: disable=g-import-not-at-top
+  from marl_jax.replay.server import ReplayNode
+  from marl_jax.runtime.actor import ActorNode
+  from marl_jax.runtime.counter import Counter
+  from marl_jax.runtime.evaluator import EvaluatorNode
+  from marl_jax.runtime.learner import LearnerNode, replay_table
+  # pylint: enable=g-import-not-at-top
 
   config_lib.validate(config)
   config_dict = config.to_dict()
   program = Program(f'marl_jax:{config.algo}:{config.env}')
   counter = program.add_node(
-      CourierNode(nodes.Counter, config_dict, exp_dir), label='counter')
+      CourierNode(Counter, config_dict, exp_dir), label='counter')
+  # The replay node builds its TableSpec (the algorithm's) in its process.
   replay = program.add_node(
-      CourierNode(nodes.ReplayNode, config_dict), label='replay')
+      CourierNode(ReplayNode, config_dict, replay_table), label='replay')
   learner = program.add_node(
-      CourierNode(nodes.LearnerNode, config_dict, exp_dir, replay, counter,
+      CourierNode(LearnerNode, config_dict, exp_dir, replay, counter,
                   resume), label='learner')
   with program.group('actor'):
     for actor_id in range(config.num_actors):
-      program.add_node(CourierNode(nodes.ActorNode, config_dict, actor_id,
+      program.add_node(CourierNode(ActorNode, config_dict, actor_id,
                                    replay, learner, counter))
   if config.get('eval_every_updates', 0):
-    program.add_node(CourierNode(nodes.EvaluatorNode, config_dict, exp_dir,
+    program.add_node(CourierNode(EvaluatorNode, config_dict, exp_dir,
                                  learner, counter), label='evaluator')
   return program
 
@@ -203,13 +214,9 @@ def check_resumable(config, exp_dir: str) -> int:
   """
   import os  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
-  from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
-  from marl_jax.runtime.learner import init_population  # pylint: disable=g-import-not-at-top
+  from marl_jax.runtime.learner import init_population, spec_and_algorithm  # pylint: disable=g-import-not-at-top
   from marl_jax.utils import checkpointing  # pylint: disable=g-import-not-at-top
-  env = config_lib.make_env(config)
-  spec = env.spec()
-  env.close()
-  algorithm = algorithms.make(config.algo, spec, config)
+  _, algorithm = spec_and_algorithm(config)
   target = dict(learner=init_population(algorithm, jax.random.PRNGKey(0),
                                         config.population_size), runtime=b'')
   checkpointer = checkpointing.Checkpointer(
@@ -231,60 +238,3 @@ def actor_thread_env() -> dict:
   flags = os.environ.get('XLA_FLAGS', '')
   extra = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
   return {'XLA_FLAGS': f'{flags} {extra}'.strip()}
-
-
-def run(config, exp_dir: str, resume: bool = False,
-        ray_address: Optional[str] = None):
-  """Builds the program of ``config`` and runs it with ``config.launcher``
-  (``local``, ``ray``, or ``single``: the same nodes stepped in turn in this
-  process, see ``runtime/single.py``).
-
-  Returns a ``RunResult`` (env steps, learner steps, interrupted,
-  mean recent return per member).
-  """
-  from marl_jax.runtime import single  # pylint: disable=g-import-not-at-top
-  from marl_jax.utils.logging import ProgressLine  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
-  if config.launcher == 'single':
-    if ray_address:
-      raise config_lib.ConfigError('ray_address needs launcher ray.')
-    return single.run(config, exp_dir, resume=resume)
-  if config.matchmaking in ('fsp', 'psro') or config.get('pbt_every_updates',
-                                                         0):
-    raise config_lib.ConfigError(
-        f'matchmaking={config.matchmaking} and pbt_every_updates run under '
-        f'--launcher=single only for now (got launcher {config.launcher!r}).')
-  initial_steps = check_resumable(config, exp_dir) if resume else 0
-  program = make_program(config, exp_dir, resume=resume)
-  progress = ProgressLine(total_steps=config.num_steps,
-                          interval_s=config.progress_every_s,
-                          initial_steps=initial_steps)
-  last = {}
-
-  def show(counts):
-    last.update(counts)
-    progress.update(counts['env_steps'], counts.get('member_returns'),
-                    {'updates': counts['learner_steps']})
-
-  if config.launcher == 'local':
-    from marl_jax.runtime import local  # pylint: disable=g-import-not-at-top
-    out = local.launch(program, progress=show,
-                       progress_every_s=min(config.progress_every_s, 5.0),
-                       node_env={'actor': actor_thread_env()})
-  elif config.launcher == 'ray':
-    from marl_jax.runtime import ray as ray_launcher  # pylint: disable=g-import-not-at-top
-    out = ray_launcher.launch(program, address=ray_address, progress=show,
-                              progress_every_s=min(config.progress_every_s,
-                                                   5.0))
-  else:
-    raise config_lib.ConfigError(
-        f'Unknown launcher {config.launcher!r}; valid: local, ray, single.')
-  counts = out['counts'] or last
-  returns = counts.get('member_returns')
-  progress.final(counts.get('env_steps', 0),
-                 None if returns is None else np.asarray(returns))
-  return RunResult(env_steps=int(counts.get('env_steps', 0)),
-                   learner_steps=int(counts.get('learner_steps', 0)),
-                   interrupted=out['interrupted'],
-                   member_returns=returns)

@@ -9,7 +9,7 @@ import pytest
 
 from configs import opre as opre_configs
 from marl_jax.algorithms import impala, opre
-from marl_jax.runtime import single
+from marl_jax.runtime.launchers import single
 from test_impala import random_sequence  # same directory
 
 K, A = 3, 5

@@ -87,7 +87,7 @@ def test_cross_play_of_two_trained_runs(tmp_path):
 
   from configs import impala as impala_configs  # pylint: disable=g-import-not-at-top
   from marl_jax.evaluation import policies  # pylint: disable=g-import-not-at-top
-  from marl_jax.runtime import single  # pylint: disable=g-import-not-at-top
+  from marl_jax.runtime.launchers import single  # pylint: disable=g-import-not-at-top
   from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
   pops = []
   for seed, size in ((0, 2), (1, 1)):

@@ -1,4 +1,4 @@
-"""The distributed program: courier calls, the replay node, and both launchers."""
+"""The distributed program: courier calls, the replay node, the launchers."""
 
 import os
 import pickle
@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from configs import impala as impala_configs
+from marl_jax.replay.server import ReplayNode
 from marl_jax.replay.table import ReplayTimeoutError, TableSpec
-from marl_jax.runtime import courier, local, nodes, program as program_lib
+from marl_jax.runtime import courier, launchers, program as program_lib
+from marl_jax.runtime.launchers import local
 
 
 class Echo:
@@ -84,7 +86,7 @@ def _replay(population_size=2, sampler='fifo', batch_size=2, max_size=4):
   spec = TableSpec(sampler=sampler, item='sequence', sequence_length=3,
                    batch_size=batch_size, max_size=max_size)
   config = dict(population_size=population_size, seed=0)
-  return nodes.ReplayNode(config, table_spec=spec)
+  return ReplayNode(config, table_spec=spec)
 
 
 def _item(x):
@@ -184,6 +186,21 @@ def test_make_program_has_the_node_groups_of_the_design(tmp_path):
   assert 'evaluator' not in program_lib.make_program(config, str(tmp_path)).groups
 
 
+def test_the_replay_node_builds_the_algorithms_table_in_its_own_process(
+    tmp_path):
+  """make_program passes the replay node a function of the config, not a
+  TableSpec: the algorithm is built where the node runs."""
+  from marl_jax.runtime import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  config = impala_configs.get_config('toy')
+  replay = program_lib.make_program(config, str(tmp_path)).groups['replay'][0]
+  assert replay.constructor is ReplayNode
+  assert replay.args[1] is learner_lib.replay_table
+  node = ReplayNode(*replay.args, **replay.kwargs)
+  _, algorithm = learner_lib.spec_and_algorithm(config)
+  assert node.spec == algorithm.replay_table
+  assert node.info()['sizes'] == [0] * config.population_size
+
+
 def _toy_config(launcher, num_steps=12_000, algo='impala'):
   if algo == 'opre':
     from configs import opre as opre_configs  # pylint: disable=g-import-not-at-top
@@ -234,7 +251,7 @@ _TOY_MIN_RETURN = {'impala': 11., 'opre': 10.}
                                            ('local', 'opre')])
 def test_program_learns_the_toy_game_and_writes_a_loadable_run(tmp_path,
                                                                launcher, algo):
-  """The same program (the node classes of nodes.py) under every launcher."""
+  """The same program (the same node classes) under every launcher."""
   if launcher == 'ray':
     pytest.importorskip('ray')
   from marl_jax.evaluation import policies  # pylint: disable=g-import-not-at-top
@@ -244,7 +261,7 @@ def test_program_learns_the_toy_game_and_writes_a_loadable_run(tmp_path,
   os.makedirs(exp_dir)
   with open(os.path.join(exp_dir, 'config.json'), 'w') as f:
     f.write(config_lib.to_json(config))
-  result = program_lib.run(config, exp_dir)
+  result = launchers.run(config, exp_dir)
   assert not result.interrupted
   assert result.env_steps >= config.num_steps
   # Every update consumes batch_size sequences of T steps (one agent each).
@@ -271,11 +288,103 @@ def test_a_failing_node_stops_the_program_and_is_named(tmp_path):
   node = prog.groups['actor'][1]
   node.args = (bad,) + node.args[1:]
   t0 = time.monotonic()
-  with pytest.raises(local.ProgramError, match="Node 'actor_1' failed"):
+  with pytest.raises(program_lib.ProgramError,
+                     match="Node 'actor_1' failed"):
     local.launch(prog)
   assert time.monotonic() - t0 < 120
   time.sleep(0.5)
   assert not _child_pids(os.getpid())  # nothing left running
+
+
+class _Idle:
+  """A node that runs until the program stops (process-title test)."""
+
+  def __init__(self, counter):
+    self._counter = counter
+
+  def run(self):
+    while not self._counter.should_stop():
+      time.sleep(0.05)
+    return {}
+
+
+def _proc_names(pid):
+  with open(f'/proc/{pid}/cmdline', 'rb') as f:
+    cmdline = f.read().replace(b'\0', b' ').decode().strip()
+  with open(f'/proc/{pid}/comm') as f:
+    comm = f.read().strip()
+  return cmdline, comm
+
+
+def test_node_processes_are_named_after_their_nodes(tmp_path):
+  """Under the local launcher ``ps`` shows ``marl_jax actor_0`` (the command
+  line) and ``top`` ``actor_0`` (the comm name), not ``spawn_main``."""
+  from marl_jax.runtime.counter import Counter  # pylint: disable=g-import-not-at-top
+  prog = program_lib.Program('titles')
+  counter = prog.add_node(program_lib.CourierNode(
+      Counter, dict(num_steps=10, population_size=1), str(tmp_path)),
+                          label='counter')
+  prog.add_node(program_lib.CourierNode(_Idle, counter), label='learner')
+  with prog.group('actor'):
+    for _ in range(2):
+      prog.add_node(program_lib.CourierNode(_Idle, counter))
+  pids, names = {}, {}
+
+  def named(_):
+    for label, pid in pids.items():
+      try:
+        names[label] = _proc_names(pid)
+      except OSError:
+        pass
+    return all(names.get(label, ('', ''))[0] == f'marl_jax {label}'
+               for label in pids)
+
+  out = local.launch(prog, stop_when=named, progress_every_s=0.2,
+                     on_start=lambda label, pid: pids.update({label: pid}))
+  assert set(pids) == {'counter', 'learner', 'actor_0', 'actor_1'}
+  for label in pids:
+    assert names[label] == (f'marl_jax {label}', label), names
+  assert set(out['results']) == {'learner', 'actor_0', 'actor_1'}
+  assert not _child_pids(os.getpid())
+
+
+def test_an_unreachable_ray_address_is_one_clear_error():
+  """A quick TCP check before ray.init, which would retry for ever."""
+  pytest.importorskip('ray')
+  from marl_jax.runtime.launchers import ray as ray_launcher  # pylint: disable=g-import-not-at-top
+  assert ray_launcher._host_and_port('10.0.0.1:6380') == ('10.0.0.1', 6380)  # pylint: disable=protected-access
+  assert ray_launcher._host_and_port('ray://head:10001') == ('head', 10001)  # pylint: disable=protected-access
+  assert ray_launcher._host_and_port('[::1]:7000') == ('::1', 7000)  # pylint: disable=protected-access
+  assert ray_launcher._host_and_port('auto') is None  # pylint: disable=protected-access
+  for address, says in [('127.0.0.1:1', 'no Ray cluster reachable'),
+                        ('no-such-host.invalid:6379', 'cannot resolve host'),
+                        ('127.0.0.1:port', 'is not a port')]:
+    t0 = time.monotonic()
+    with pytest.raises(program_lib.ProgramError, match=says) as info:
+      ray_launcher.check_reachable(address, timeout=2.)
+    assert time.monotonic() - t0 < 15
+    assert f'--ray_address={address}' in str(info.value)
+    assert '\n' not in str(info.value)
+
+
+def test_train_py_fails_fast_on_an_unreachable_ray_address(tmp_path):
+  """Ray alone would retry 127.0.0.1:1 without end: train.py exits non-zero
+  within 30 s with one line naming the address."""
+  pytest.importorskip('ray')
+  root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+  t0 = time.monotonic()
+  proc = subprocess.run(
+      [sys.executable, 'train.py', '--launcher=ray',
+       '--ray_address=127.0.0.1:1', '--config=configs/impala.py:toy',
+       '--num_steps=1000', f'--exp_dir={tmp_path / "run"}'],
+      cwd=root, capture_output=True, text=True, timeout=60)
+  took = time.monotonic() - t0
+  assert proc.returncode != 0, proc.stdout + proc.stderr
+  assert took < 30, took
+  errors = [l for l in proc.stderr.splitlines() if 'error' in l.lower()]
+  assert len(errors) == 1, proc.stderr
+  assert errors[0].startswith('train.py: error: --ray_address=127.0.0.1:1')
+  assert 'Traceback' not in proc.stderr
 
 
 @pytest.mark.parametrize('launcher', ['local', 'ray'])
@@ -287,7 +396,7 @@ def test_a_killed_actor_is_restarted_and_the_counts_carry_on(tmp_path,
   import signal  # pylint: disable=g-import-not-at-top
   if launcher == 'ray':
     pytest.importorskip('ray')
-    from marl_jax.runtime import ray as launch_lib  # pylint: disable=g-import-not-at-top
+    from marl_jax.runtime.launchers import ray as launch_lib  # pylint: disable=g-import-not-at-top
   else:
     launch_lib = local
   config = _toy_config(launcher, num_steps=10_000)
@@ -335,9 +444,9 @@ def test_resumed_program_continues_counting_from_its_checkpoint(tmp_path):
   config = _toy_config('local', num_steps=4_000)
   config.eval_every_updates = 0
   exp_dir = str(tmp_path / 'run')
-  first = program_lib.run(config, exp_dir)
+  first = launchers.run(config, exp_dir)
   config.num_steps = 8_000
-  second = program_lib.run(config, exp_dir, resume=True)
+  second = launchers.run(config, exp_dir, resume=True)
   assert second.env_steps >= 8_000
   assert second.learner_steps > first.learner_steps
 
@@ -435,7 +544,7 @@ def test_qmix_learns_from_joint_episodes_through_the_local_program(
   config.prioritized_replay = prioritized
   config.progress_every_s = 60.
   exp_dir = str(tmp_path / 'run')
-  result = program_lib.run(config, exp_dir)
+  result = launchers.run(config, exp_dir)
   optimal = make_jax(config.env).optimal_return
   assert result.member_returns[0] >= 0.8 * optimal, result.member_returns
   with open(os.path.join(exp_dir, 'learner.csv')) as f:

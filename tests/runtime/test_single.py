@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import impala as impala_configs
-from marl_jax.runtime import single
+from marl_jax.runtime.launchers import single
 from marl_jax.utils import checkpointing
 
 

@@ -21,6 +21,8 @@ Lifetime:
     params. Its unfinished sequences are lost, as in any actor crash. Any
     other node dying stops the program.
   * Children exit when the launcher's process goes away: no orphans.
+  * Each child is named after its node (``ps``: ``marl_jax actor_0``;
+    ``top``: ``actor_0``).
 """
 
 from __future__ import annotations
@@ -37,12 +39,10 @@ import traceback
 from typing import Any, Callable, Dict, Optional
 
 from marl_jax.runtime import courier
-from marl_jax.runtime.program import CourierNode, Program, StopSignals
-from marl_jax.runtime.program import RESTART_ENV, RESTARTABLE_GROUPS
-
-
-class ProgramError(RuntimeError):
-  """A node of the program failed."""
+from marl_jax.runtime import node_process
+from marl_jax.runtime.node_process import RESTART_ENV, RESTARTABLE_GROUPS
+from marl_jax.runtime.program import CourierNode, Program, ProgramError
+from marl_jax.runtime.program import StopSignals
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -55,6 +55,7 @@ def _watch_parent(parent_pid: int) -> None:
 def _node_main(node: CourierNode, addresses: Dict[str, str], parent_pid: int,
                results, env: Dict[str, str]) -> None:
   """Entry point of a node's process."""
+  node_process.set_title(node.label)  # `ps`: marl_jax actor_0
   signal.signal(signal.SIGINT, signal.SIG_IGN)
   os.environ.update(env)
   threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()

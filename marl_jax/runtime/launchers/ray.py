@@ -15,20 +15,33 @@ re-runs its ``run()``, as the ``local`` launcher does.
 Placement: actors and the learner ask Ray for ``num_cpus`` (1 each by default,
 ``cpus_per_node`` overrides per group), the replay, counter and evaluator for
 none, so that on a cluster the env loops spread over the machines' cores.
+
+An address that leads nowhere (no Ray cluster there, a host that does not
+resolve) is a ``ProgramError`` naming it within ``CONNECT_TIMEOUT_S``, rather
+than Ray's endless retries. Node processes are named after their node: Ray
+titles a worker ``ray::<actor class>``, and each node's actor class is
+``marl_jax_<label>``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
-from marl_jax.runtime.local import ProgramError
-from marl_jax.runtime.program import CourierNode, Program, StopSignals
-from marl_jax.runtime.program import RESTART_ENV, RESTARTABLE_GROUPS
+from marl_jax.runtime.node_process import RESTART_ENV, RESTARTABLE_GROUPS
+from marl_jax.runtime.program import CourierNode, Program, ProgramError
+from marl_jax.runtime.program import StopSignals
 
 _DEFAULT_CPUS = {'actor': 1, 'learner': 1}
+# How long joining a cluster may take: a TCP connect to its address, then
+# ray.init itself (which, left alone, retries an address without end).
+CONNECT_TIMEOUT_S = 5.
+INIT_TIMEOUT_S = 15.
+_DEFAULT_GCS_PORT = 6379
 
 
 class RayClient:
@@ -79,6 +92,83 @@ class _NodeActor:
     return self._obj.run()
 
 
+def _host_and_port(address: str) -> Optional[Tuple[str, int]]:
+  """``(host, port)`` of a cluster address (``host:port``, ``ray://host:port``,
+  ``[v6]:port``; no port: Ray's default); None for ``auto``/``local``."""
+  rest = address.split('://', 1)[1] if '://' in address else address
+  rest = rest.split('/', 1)[0]
+  if rest in ('auto', 'local', ''):
+    return None
+  if rest.startswith('['):  # [IPv6]:port
+    host, _, tail = rest[1:].partition(']')
+    port = tail[1:] if tail.startswith(':') else ''
+  elif rest.count(':') == 1:
+    host, port = rest.split(':')
+  else:
+    host, port = rest, ''
+  try:
+    return host, int(port) if port else _DEFAULT_GCS_PORT
+  except ValueError:
+    raise ProgramError(f'--ray_address={address}: {port!r} is not a port '
+                       '(expected host:port, e.g. 10.0.0.1:6379, or auto).'
+                       ) from None
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+  """Raises ``ProgramError`` naming ``address`` unless a TCP connection to it
+  opens within ``timeout`` (a quick check before ``ray.init``, which would
+  retry an unreachable address for ever)."""
+  where = _host_and_port(address)
+  if where is None:
+    return
+  host, port = where
+  try:
+    with socket.create_connection((host, port), timeout=timeout):
+      pass
+  except socket.gaierror as e:
+    raise ProgramError(f'--ray_address={address}: cannot resolve host '
+                       f'{host!r} ({e.strerror or e}).') from None
+  except OSError as e:
+    reason = ('timed out after %.0f s' % timeout
+              if isinstance(e, socket.timeout) else e.strerror or str(e))
+    raise ProgramError(f'--ray_address={address}: no Ray cluster reachable '
+                       f'there ({reason}); start one with `ray start --head` '
+                       'or pass the address it printed.') from None
+
+
+def _init_within(timeout: float, **kwargs) -> None:
+  """``ray.init(**kwargs)`` in a thread; ``ProgramError`` if it has not
+  returned within ``timeout`` (its error, if it raised, is re-raised)."""
+  import ray  # pylint: disable=g-import-not-at-top
+  out = {}
+
+  def init():
+    try:
+      ray.init(**kwargs)
+    except BaseException as e:  # pylint: disable=broad-except
+      out['error'] = e
+    out['done'] = True
+
+  thread = threading.Thread(target=init, daemon=True, name='ray-init')
+  thread.start()
+  thread.join(timeout)
+  address = kwargs.get('address')
+  if 'done' not in out:
+    raise ProgramError(f'--ray_address={address}: could not join a Ray '
+                       f'cluster there within {timeout:.0f} s.')
+  if 'error' in out:
+    e = out['error']
+    message = ' '.join(str(e).split())
+    raise ProgramError(f'--ray_address={address}: {type(e).__name__}: '
+                       f'{message}') from e
+
+
+def _node_actor_class(label: str):
+  """``_NodeActor`` under the node's name, so that Ray titles its process
+  ``ray::marl_jax_<label>`` (``ps``, ``top``)."""
+  return type(f'marl_jax_{label}', (_NodeActor,), {})
+
+
 def launch(program: Program, address: Optional[str] = None, *,
            progress: Optional[Callable[[Dict[str, Any]], None]] = None,
            progress_every_s: float = 5.0,
@@ -101,13 +191,13 @@ def launch(program: Program, address: Optional[str] = None, *,
   started_here = not ray.is_initialized()
   if started_here:
     if address:
-      ray.init(address=address, include_dashboard=False,
-               logging_level=logging.WARNING)
+      check_reachable(address)
+      _init_within(INIT_TIMEOUT_S, address=address, include_dashboard=False,
+                   logging_level=logging.WARNING)
     else:
       needed = sum(cpus.get(n.group, 0) for n in program.nodes)
       ray.init(num_cpus=max(os.cpu_count() or 1, int(needed) + 1),
                include_dashboard=False, logging_level=logging.WARNING)
-  remote_node = ray.remote(_NodeActor)
   clients: Dict[str, RayClient] = {}
   actors = {}
   interrupted = StopSignals().install()
@@ -117,6 +207,7 @@ def launch(program: Program, address: Optional[str] = None, *,
       args, kwargs = node.resolved_arguments(
           lambda h: clients[h.node.label])
       retries = max_restarts if node.group in RESTARTABLE_GROUPS else 0
+      remote_node = ray.remote(_node_actor_class(node.label))
       actor = remote_node.options(
           name=None, max_concurrency=32, max_restarts=retries,
           max_task_retries=retries,
