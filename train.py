@@ -46,7 +46,8 @@ def _peek_flag(argv, name: str):
 
 
 def _config_spec(argv) -> str:
-  """``--config``'s value: ``configs/<algo>.py:<env>@<runtime>`` for
+  """``--config``'s value (rewritten in ``argv`` where it is given without a
+  preset and ``--env`` names the env): ``configs/<algo>.py:<env>@<runtime>`` for
   ``--algo``/``--env``/``--runtime`` (the env's own defaults, or its preset
   for that runtime where one is reported), or the explicit ``--config``."""
   explicit = _peek_flag(argv, 'config')
@@ -56,7 +57,13 @@ def _config_spec(argv) -> str:
   if explicit:
     path, _, arg = explicit.partition(':')
     if not arg and env:  # a config file without preset: the env's defaults
-      return f'{path}:{env}@{runtime}'
+      spec = f'{path}:{env}@{runtime}'
+      for i, a in enumerate(argv):  # ml_collections reads --config from argv
+        if a in ('--config', '-config') and i + 1 < len(argv):
+          argv[i + 1] = spec
+        elif a.startswith(('--config=', '-config=')):
+          argv[i] = f'--config={spec}'
+      return spec
     return explicit
   algo = algo or _DEFAULT_ALGO
   path = os.path.join(_HERE, 'configs', f'{algo}.py')
