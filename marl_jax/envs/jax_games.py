@@ -75,7 +75,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from marl_jax.envs import _checks
-from marl_jax.envs import registry
 from marl_jax.envs import functional
 from marl_jax.envs.functional import ConfigEquality
 from marl_jax.envs.base import JaxEnvironment
@@ -391,10 +390,7 @@ def make_game(name: str, **kwargs: Any) -> JaxEnvironment:
     raise ValueError(f'Bad arguments for jax/{name}: {e}') from e
 
 
-def _make_host(name: str, seed: int = 0, **kwargs: Any):
+def make_host(name: str, seed: int = 0, **kwargs: Any):
   """``make("jax/<name>", seed=0, **kwargs)``: behind ``Environment``."""
   return functional.HostEnvironment(make_game(name, **kwargs), seed=seed)
 
-
-registry.register_jax('jax', GAMES, make_game)
-registry.register('jax', GAMES, _make_host)

@@ -106,7 +106,6 @@ import numpy as np
 
 from marl_jax.envs import _checks
 from marl_jax.envs import functional
-from marl_jax.envs import registry
 from marl_jax.envs.base import JaxEnvironment
 from marl_jax.types import ArraySpec, EnvSpec, StepType, TimeStep
 
@@ -635,10 +634,7 @@ def make_env(name: str, **kwargs: Any) -> JaxMarlEnvironment:
     raise ValueError(f'Bad arguments for jaxmarl/{name}: {e}') from e
 
 
-def _make_host(name: str, seed: int = 0, **kwargs: Any):
+def make_host(name: str, seed: int = 0, **kwargs: Any):
   """``make("jaxmarl/<name>", seed=0, **kwargs)``: behind ``Environment``."""
   return functional.HostEnvironment(make_env(name, **kwargs), seed=seed)
 
-
-registry.register_jax('jaxmarl', NAMES, make_env)
-registry.register('jaxmarl', NAMES, _make_host)

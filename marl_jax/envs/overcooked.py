@@ -63,7 +63,6 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from marl_jax.envs import _checks
-from marl_jax.envs import registry
 from marl_jax.envs.base import Environment
 from marl_jax.types import ArraySpec, EnvSpec, StepType, TimeStep
 
@@ -533,8 +532,9 @@ class Overcooked(Environment):
             f'observation={self._observation_type!r})')
 
 
-def _make(layout: str, **kwargs) -> Overcooked:
+def make(layout: str, **kwargs) -> Overcooked:
+  """``make("overcooked/<layout>", **kwargs)``: the registry's factory."""
   return Overcooked(layout=layout, **kwargs)
 
 
-registry.register('overcooked', LAYOUTS, _make)
+_make = make  # (benchmarks/rllib_speed.py)

@@ -1,11 +1,11 @@
-"""PettingZoo, both directions: ``ParallelEnv`` <-> marl_jax ``Environment``.
+"""PettingZoo environments as ours: ``ParallelEnv`` -> marl_jax ``Environment``.
 
 ``from_parallel_env(env)`` (and ``make("pettingzoo/simple_spread")`` for the MPE
 games of the ``mpe2`` package) adapts any PettingZoo ``ParallelEnv`` with
-discrete actions to our contract; ``to_parallel_env(env)`` exposes any of our
-environments as a PettingZoo ``ParallelEnv``. Tested with pettingzoo 1.27.0,
-gymnasium 1.3.0 and mpe2 1.0.0 (mpe2 1.1 depends on ``pygame-ce``, which
-clashes with the ``pygame`` that overcooked-ai needs).
+discrete actions to our contract (``pettingzoo_export.to_parallel_env`` is the
+other direction). Tested with pettingzoo 1.27.0, gymnasium 1.3.0 and mpe2
+1.0.0 (mpe2 1.1 depends on ``pygame-ce``, which clashes with the ``pygame``
+that overcooked-ai needs).
 
 The adapter (``PettingZooEnvironment``), in detail:
   * Agents: slot ``i`` is ``possible_agents[i]``.
@@ -45,16 +45,6 @@ The adapter (``PettingZooEnvironment``), in detail:
     per-agent infos of the last step are in ``last_infos``.
   * ``render()`` returns the env's frame; build it with
     ``render_mode='rgb_array'``.
-
-``to_parallel_env`` (``ParallelEnvironment``): agents ``agent_0``...; one
-``Box`` observation space per agent (``Dict`` of Boxes when the environment has
-more than one observation entry, keyed by the entry names), ``Discrete``
-actions. The wrapped environment has no seed of its own: ``reset(seed=...)``
-passes the seed on only if the environment is our PettingZoo adapter
-(``reseed``); otherwise it is ignored. After the ``LAST`` step every agent is
-done and removed from ``agents``: a discount of 0 reports ``terminations``,
-a discount of 1 ``truncations``. ``state()`` returns agent 0's ``GLOBAL`` entry
-when the environment has one.
 """
 
 from __future__ import annotations
@@ -63,17 +53,16 @@ import functools
 import importlib
 import os
 import importlib.util
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
 from marl_jax.envs import _checks
-from marl_jax.envs import registry
 from marl_jax.envs.base import Environment
 from marl_jax.types import ArraySpec, EnvSpec, StepType, TimeStep
 
-_INSTALL_HINT = ('PettingZoo environments need the pettingzoo package: '
-                 'pip install pettingzoo==1.27.0')
+INSTALL_HINT = ('PettingZoo environments need the pettingzoo package: '
+                'pip install pettingzoo==1.27.0')
 _MPE_INSTALL_HINT = ('The MPE environments need the mpe2 package: '
                      'pip install mpe2==1.0.0 pettingzoo==1.27.0')
 
@@ -94,12 +83,14 @@ MPE_MODULES = {
 }
 ACTION_MASK = 'ACTION_MASK'
 GLOBAL = 'GLOBAL'
+# The family's names: make("pettingzoo/<name>").
+NAMES = tuple(MPE_MODULES)
 
 
 @functools.lru_cache(maxsize=None)
-def _gymnasium_spaces():
+def gymnasium_spaces():
   if importlib.util.find_spec('pettingzoo') is None:
-    raise ImportError(_INSTALL_HINT)
+    raise ImportError(INSTALL_HINT)
   from gymnasium import spaces  # pylint: disable=g-import-not-at-top
   return spaces
 
@@ -142,7 +133,7 @@ def _box_name(shape: tuple, dtype) -> str:
 
 def _entries(space, agent: str) -> Dict[str, Tuple[tuple, np.dtype, Any]]:
   """name -> (shape, dtype, key in the raw observation or None) of a space."""
-  spaces = _gymnasium_spaces()
+  spaces = gymnasium_spaces()
 
   def leaf(sub, where):
     if isinstance(sub, spaces.Box):
@@ -207,7 +198,7 @@ class PettingZooEnvironment(Environment):
         space, or agents whose observations cannot be padded to one shape.
       ImportError: pettingzoo is not installed.
     """
-    spaces = _gymnasium_spaces()
+    spaces = gymnasium_spaces()
     if seed is not None:
       seed = _checks.non_negative_int('seed', seed)
     self._env = env
@@ -422,153 +413,6 @@ def from_parallel_env(env, seed: Optional[int] = None,
 
 
 # ----------------------------------------------------------------------------
-# marl_jax -> PettingZoo.
-# ----------------------------------------------------------------------------
-
-
-def _space_of(spec: ArraySpec):
-  spaces = _gymnasium_spaces()
-  dtype = np.dtype(spec.dtype)
-  if dtype == np.uint8:
-    return spaces.Box(0, 255, tuple(spec.shape), np.uint8)
-  if dtype.kind == 'b':
-    return spaces.MultiBinary(list(spec.shape) or 1)
-  if dtype.kind in 'iu':
-    info = np.iinfo(dtype)
-    return spaces.Box(info.min, info.max, tuple(spec.shape), dtype)
-  return spaces.Box(-np.inf, np.inf, tuple(spec.shape), dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def _parallel_env_class():
-  """Builds ``ParallelEnvironment`` (pettingzoo is imported only here)."""
-  if importlib.util.find_spec('pettingzoo') is None:
-    raise ImportError(_INSTALL_HINT)
-  import pettingzoo  # pylint: disable=g-import-not-at-top
-  spaces = _gymnasium_spaces()
-
-  class ParallelEnvironment(pettingzoo.ParallelEnv):
-    """A marl_jax ``Environment`` as a PettingZoo ``ParallelEnv``."""
-
-    metadata = {'name': 'marl_jax', 'render_modes': ['rgb_array'],
-                'is_parallelizable': True}
-
-    def __init__(self, env: Environment, render_mode: Optional[str] = None):
-      if render_mode not in (None, 'rgb_array'):
-        raise ValueError(f"render_mode must be None or 'rgb_array', got "
-                         f'{render_mode!r}.')
-      self.env = env
-      self.render_mode = render_mode
-      spec = env.spec()
-      self._spec = spec
-      self._names = tuple(spec.observation)
-      self.possible_agents = [f'agent_{i}' for i in range(spec.num_agents)]
-      self.agents: List[str] = []
-      if len(self._names) == 1:
-        obs_space = _space_of(spec.observation[self._names[0]])
-      else:
-        obs_space = spaces.Dict({k: _space_of(v)
-                                 for k, v in spec.observation.items()})
-      # One object per agent, returned by identity every time.
-      self.observation_spaces = {a: obs_space for a in self.possible_agents}
-      self.action_spaces = {a: spaces.Discrete(spec.num_actions)
-                            for a in self.possible_agents}
-      if GLOBAL in spec.observation:
-        self.state_space = _space_of(spec.observation[GLOBAL])
-      self._timestep: Optional[TimeStep] = None
-
-    def observation_space(self, agent):
-      return self.observation_spaces[agent]
-
-    def action_space(self, agent):
-      return self.action_spaces[agent]
-
-    def _obs(self, ts: TimeStep) -> Dict[str, Any]:
-      out = {}
-      for i, agent in enumerate(self.possible_agents):
-        entries = {k: np.asarray(ts.observation[k][i]) for k in self._names}
-        out[agent] = (entries[self._names[0]] if len(self._names) == 1
-                      else entries)
-      return out
-
-    def _infos(self, ts: TimeStep) -> Dict[str, Dict[str, Any]]:
-      return {agent: {k: np.asarray(v)[i].item() for k, v in ts.info.items()}
-              for i, agent in enumerate(self.possible_agents)}
-
-    def reset(self, seed: Optional[int] = None,
-              options: Optional[dict] = None):
-      del options
-      if seed is not None:
-        if hasattr(self.env, 'reseed'):
-          self.env.reseed(seed)
-        for i, agent in enumerate(self.possible_agents):
-          self.action_spaces[agent].seed(seed + i)
-      ts = self.env.reset()
-      self._timestep = ts
-      self.agents = list(self.possible_agents)
-      return self._obs(ts), self._infos(ts)
-
-    def step(self, actions: Mapping[str, Any]):
-      if not self.agents:
-        raise RuntimeError('step() called with no live agents; call reset().')
-      missing = [a for a in self.agents if a not in actions]
-      if missing:
-        raise ValueError(f'No action for live agents {missing}.')
-      joint = np.asarray([int(actions[a]) for a in self.possible_agents],
-                         np.int32)
-      ts = self.env.step(joint)
-      self._timestep = ts
-      last = int(ts.step_type) == StepType.LAST
-      terminated = last and float(ts.discount) == 0.
-      truncated = last and not terminated
-      agents = self.agents
-      rewards = {a: float(ts.reward[i])
-                 for i, a in enumerate(self.possible_agents) if a in agents}
-      obs = {a: o for a, o in self._obs(ts).items() if a in agents}
-      infos = {a: v for a, v in self._infos(ts).items() if a in agents}
-      terminations = {a: terminated for a in agents}
-      truncations = {a: truncated for a in agents}
-      if last:
-        self.agents = []
-      return obs, rewards, terminations, truncations, infos
-
-    def render(self):
-      if self.render_mode != 'rgb_array':
-        return None
-      return self.env.render()
-
-    def state(self) -> np.ndarray:
-      if GLOBAL not in self._spec.observation:
-        raise NotImplementedError(
-            f'{self.env!r} has no GLOBAL observation entry to serve as state.')
-      if self._timestep is None:
-        raise RuntimeError('state() called before reset().')
-      return np.asarray(self._timestep.observation[GLOBAL][0])
-
-    def close(self):
-      self.env.close()
-
-  return ParallelEnvironment
-
-
-def to_parallel_env(env: Environment, render_mode: Optional[str] = None):
-  """Exposes a marl_jax ``Environment`` as a PettingZoo ``ParallelEnv``.
-
-  Args:
-    env: any marl_jax environment.
-    render_mode: None or ``'rgb_array'`` (then ``render()`` returns
-      ``env.render()``).
-
-  Returns:
-    A ``pettingzoo.ParallelEnv`` (see the module docstring).
-  """
-  if not isinstance(env, Environment):
-    raise TypeError(f'to_parallel_env needs a marl_jax Environment, got '
-                    f'{type(env).__name__}.')
-  return _parallel_env_class()(env, render_mode=render_mode)
-
-
-# ----------------------------------------------------------------------------
 # The registry family.
 # ----------------------------------------------------------------------------
 
@@ -576,7 +420,7 @@ def to_parallel_env(env: Environment, render_mode: Optional[str] = None):
 _ADAPTER_KWARGS = ('seed', 'global_state', 'max_episode_steps')
 
 
-def _make(name: str, **kwargs) -> PettingZooEnvironment:
+def make(name: str, **kwargs) -> PettingZooEnvironment:
   """``make("pettingzoo/<mpe game>", seed=..., N=..., max_cycles=...)``.
 
   ``seed``, ``global_state`` and ``max_episode_steps`` go to the adapter; every
@@ -591,5 +435,3 @@ def _make(name: str, **kwargs) -> PettingZooEnvironment:
     raise ValueError(f'Bad arguments for pettingzoo/{name}: {e}') from e
   return PettingZooEnvironment(env, **adapter_kwargs)
 
-
-registry.register('pettingzoo', tuple(MPE_MODULES), _make)

@@ -1,18 +1,26 @@
 """Environments by name: ``make("overcooked/cramped_room")``.
 
-Families register a factory and the names they provide. Names are
-``"family/name"``; an unknown name raises ``UnknownEnvironmentError`` listing the
-valid ones.
+Names are ``"family/name"``. The built-in families are a static table below:
+family -> ``"module:factory"`` and ``"module:names"``, imported on first use
+(``make`` of one name imports its family's module only; ``list_envs`` imports
+them all), so ``import marl_jax`` imports no simulator and a family module
+never imports this one. ``names`` is a tuple, or a function returning one, of
+the family's environments; ``factory(name, **kwargs)`` builds one of them.
+An unknown name raises ``UnknownEnvironmentError`` listing the valid ones.
 
-JAX-native families also register functional factories (``register_jax``):
+JAX-native families have a second table of functional factories:
 ``make_jax("jax/climbing")`` gives the ``JaxEnvironment`` for the anakin
 runtime, ``make`` of the same name the same game behind ``Environment``.
+
+``register`` / ``register_jax`` add a family of the caller's at run time
+(names and factory given as objects, not strings).
 """
 
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Dict, Iterable, List
+import importlib
+from typing import Callable, Dict, Iterable, List, NamedTuple, Tuple
 
 from marl_jax.envs.base import Environment, JaxEnvironment
 
@@ -21,59 +29,105 @@ class UnknownEnvironmentError(ValueError):
   """An environment name that no family provides."""
 
 
-# family -> (names, factory(name, **kwargs))
-_FAMILIES: Dict[str, tuple] = {}
-# family -> (names, factory(name, **kwargs)) of functional (JAX-native) envs.
-_JAX_FAMILIES: Dict[str, tuple] = {}
+class Family(NamedTuple):
+  """Where a family lives: ``"module:attribute"`` strings."""
+  factory: str  # factory(name, **kwargs) -> environment
+  names: str  # a tuple of names, or a function returning one
+
+
+_MELTINGPOT = 'marl_jax.envs.meltingpot.env'
+
+# family -> Family: the built-in families of ``make``.
+FAMILIES: Dict[str, Family] = {
+    'jax': Family('marl_jax.envs.jax_games:make_host',
+                  'marl_jax.envs.jax_games:GAMES'),
+    'jaxmarl': Family('marl_jax.envs.jaxmarl:make_host',
+                      'marl_jax.envs.jaxmarl:NAMES'),
+    'meltingpot': Family(f'{_MELTINGPOT}:make_substrate',
+                         f'{_MELTINGPOT}:SUBSTRATES'),
+    'meltingpot_scenario': Family(f'{_MELTINGPOT}:make_scenario',
+                                  f'{_MELTINGPOT}:SCENARIOS'),
+    'overcooked': Family('marl_jax.envs.overcooked:make',
+                         'marl_jax.envs.overcooked:LAYOUTS'),
+    'pettingzoo': Family('marl_jax.envs.pettingzoo:make',
+                         'marl_jax.envs.pettingzoo:NAMES'),
+    'toy': Family('marl_jax.envs.toy:make', 'marl_jax.envs.toy:GAMES'),
+}
+# family -> Family: the built-in families of ``make_jax``.
+JAX_FAMILIES: Dict[str, Family] = {
+    'jax': Family('marl_jax.envs.jax_games:make_game',
+                  'marl_jax.envs.jax_games:GAMES'),
+    'jaxmarl': Family('marl_jax.envs.jaxmarl:make_env',
+                      'marl_jax.envs.jaxmarl:NAMES'),
+}
+
+# family -> (names, factory) of families registered at run time.
+_REGISTERED: Dict[str, Tuple[Tuple[str, ...], Callable[..., Environment]]] = {}
+_REGISTERED_JAX: Dict[str, Tuple[Tuple[str, ...],
+                                 Callable[..., JaxEnvironment]]] = {}
 
 
 def register(family: str, names: Iterable[str],
              factory: Callable[..., Environment]) -> None:
-  """Registers ``factory(name, **kwargs)`` for ``family/<name>`` of ``names``."""
-  _FAMILIES[family] = (tuple(names), factory)
+  """Adds ``factory(name, **kwargs)`` for ``family/<name>`` of ``names``."""
+  _REGISTERED[family] = (tuple(names), factory)
 
 
 def register_jax(family: str, names: Iterable[str],
                  factory: Callable[..., JaxEnvironment]) -> None:
-  """Registers a functional ``factory`` for ``make_jax("family/<name>")``."""
-  _JAX_FAMILIES[family] = (tuple(names), factory)
+  """Adds a functional ``factory`` for ``make_jax("family/<name>")``."""
+  _REGISTERED_JAX[family] = (tuple(names), factory)
 
 
-def _ensure_builtin_families() -> None:
-  # Imported lazily so that `import marl_jax` does not import every simulator.
-  from marl_jax.envs import overcooked  # noqa: F401  pylint: disable=g-import-not-at-top
-  from marl_jax.envs import pettingzoo  # noqa: F401  pylint: disable=g-import-not-at-top
-  from marl_jax.envs import toy  # noqa: F401  pylint: disable=g-import-not-at-top
-  from marl_jax.envs import meltingpot  # noqa: F401  pylint: disable=g-import-not-at-top
-  from marl_jax.envs import jax_games  # noqa: F401  pylint: disable=g-import-not-at-top
-  from marl_jax.envs import jaxmarl  # noqa: F401  pylint: disable=g-import-not-at-top
+def _resolve(where: str):
+  module, _, attribute = where.partition(':')
+  return getattr(importlib.import_module(module), attribute)
+
+
+def _family(family: str, table, registered):
+  """``(names, factory)`` of ``family``, or None when there is none."""
+  if family in registered:
+    return registered[family]
+  if family not in table:
+    return None
+  names = _resolve(table[family].names)
+  names = tuple(names() if callable(names) else names)
+  return names, _resolve(table[family].factory)
+
+
+def _listing(table, registered) -> List[str]:
+  out = []
+  for family in sorted(set(table) | set(registered)):
+    names, _ = _family(family, table, registered)
+    out += [f'{family}/{n}' for n in names]
+  return sorted(out)
+
+
+def _make(name, kwargs, table, registered, what: str):
+  family, _, short = str(name).partition('/')
+  entry = _family(family, table, registered)
+  if entry is None or short not in entry[0]:
+    valid = _listing(table, registered)
+    close = difflib.get_close_matches(str(name), valid, n=3)
+    hint = f' Did you mean {", ".join(close)}?' if close else ''
+    raise UnknownEnvironmentError(
+        f'Unknown {what} {name!r}.{hint} Valid {what}s: {", ".join(valid)}.')
+  return entry[1](short, **kwargs)
 
 
 def list_envs() -> List[str]:
-  _ensure_builtin_families()
-  return sorted(f'{fam}/{n}' for fam, (names, _) in _FAMILIES.items()
-                for n in names)
+  """Names ``make`` accepts."""
+  return _listing(FAMILIES, _REGISTERED)
 
 
 def make(name: str, **kwargs) -> Environment:
   """Builds the environment called ``name`` (``"family/name"``)."""
-  _ensure_builtin_families()
-  valid = list_envs()
-  family, _, short = str(name).partition('/')
-  if family not in _FAMILIES or short not in _FAMILIES[family][0]:
-    close = difflib.get_close_matches(str(name), valid, n=3)
-    hint = f' Did you mean {", ".join(close)}?' if close else ''
-    raise UnknownEnvironmentError(
-        f'Unknown environment {name!r}.{hint} Valid environments: '
-        f'{", ".join(valid)}.')
-  return _FAMILIES[family][1](short, **kwargs)
+  return _make(name, kwargs, FAMILIES, _REGISTERED, 'environment')
 
 
 def list_jax_envs() -> List[str]:
   """Names ``make_jax`` accepts."""
-  _ensure_builtin_families()
-  return sorted(f'{fam}/{n}' for fam, (names, _) in _JAX_FAMILIES.items()
-                for n in names)
+  return _listing(JAX_FAMILIES, _REGISTERED_JAX)
 
 
 def make_jax(name: str, **kwargs) -> JaxEnvironment:
@@ -81,13 +135,4 @@ def make_jax(name: str, **kwargs) -> JaxEnvironment:
 
   ``make(name)`` of the same name gives it behind the stateful contract.
   """
-  _ensure_builtin_families()
-  valid = list_jax_envs()
-  family, _, short = str(name).partition('/')
-  if family not in _JAX_FAMILIES or short not in _JAX_FAMILIES[family][0]:
-    close = difflib.get_close_matches(str(name), valid, n=3)
-    hint = f' Did you mean {", ".join(close)}?' if close else ''
-    raise UnknownEnvironmentError(
-        f'Unknown JAX environment {name!r}.{hint} Valid JAX environments: '
-        f'{", ".join(valid)}.')
-  return _JAX_FAMILIES[family][1](short, **kwargs)
+  return _make(name, kwargs, JAX_FAMILIES, _REGISTERED_JAX, 'JAX environment')

@@ -14,7 +14,6 @@ from typing import Any, Dict
 import numpy as np
 
 from marl_jax.envs import _checks
-from marl_jax.envs import registry
 from marl_jax.envs.base import Environment
 from marl_jax.types import ArraySpec, EnvSpec, StepType, TimeStep
 
@@ -95,9 +94,8 @@ class CueCoordination(Environment):
     self._needs_reset = state['needs_reset']
 
 
-def _make(name: str, **kwargs) -> Environment:
+def make(name: str, **kwargs) -> Environment:
+  """``make("toy/<name>", **kwargs)``: the registry's factory."""
   del name
   return CueCoordination(**kwargs)
 
-
-registry.register('toy', GAMES, _make)

@@ -147,7 +147,7 @@ def test_host_adapter_parallel_api_and_resume(name):
   pytest.importorskip('pettingzoo')
   # pylint: disable=g-import-not-at-top
   from pettingzoo.test import parallel_api_test
-  from marl_jax.envs import pettingzoo as pz
+  from marl_jax.envs import pettingzoo_export as pz
   # pylint: enable=g-import-not-at-top
   host = envs.make(name, seed=5)
   parallel_api_test(pz.to_parallel_env(host), num_cycles=30)

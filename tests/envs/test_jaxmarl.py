@@ -233,7 +233,7 @@ def test_host_environment_parallel_api_resume_and_video(name, kwargs,
                                                          tmp_path):
   pytest.importorskip('pettingzoo')
   from pettingzoo.test import parallel_api_test
-  from marl_jax.envs import pettingzoo as pz
+  from marl_jax.envs import pettingzoo_export as pz
   host = envs.make(name, seed=3, **kwargs)
   assert isinstance(host, functional.HostEnvironment)
   parallel_api_test(pz.to_parallel_env(host), num_cycles=20)

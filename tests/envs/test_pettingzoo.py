@@ -17,6 +17,7 @@ from mpe2 import simple_speaker_listener_v4, simple_spread_v3
 
 from marl_jax import envs
 from marl_jax.envs import pettingzoo as pz
+from marl_jax.envs import pettingzoo_export
 from marl_jax.types import StepType
 
 
@@ -45,8 +46,8 @@ def _check_in_spaces(par_env, obs):
     ('overcooked/cramped_room', dict(horizon=12)),
 ])
 def test_exported_env_passes_parallel_api_test(name, kwargs):
-  par_env = pz.to_parallel_env(envs.make(name, **kwargs),
-                               render_mode='rgb_array')
+  par_env = pettingzoo_export.to_parallel_env(envs.make(name, **kwargs),
+                                              render_mode='rgb_array')
   assert isinstance(par_env, pettingzoo.ParallelEnv)
   parallel_api_test(par_env, num_cycles=50)
   obs, infos = par_env.reset(seed=3)
@@ -77,7 +78,7 @@ def test_exported_env_passes_parallel_api_test(name, kwargs):
 def test_exported_dict_space_and_state():
   # The MPE adapter has FEATURES and GLOBAL: a Dict space, and state().
   inner = envs.make('pettingzoo/simple_spread', max_cycles=5, seed=0)
-  par_env = pz.to_parallel_env(inner)
+  par_env = pettingzoo_export.to_parallel_env(inner)
   space = par_env.observation_space('agent_0')
   assert isinstance(space, gymnasium.spaces.Dict)
   assert set(space.spaces) == {'FEATURES', 'GLOBAL'}
@@ -182,7 +183,7 @@ def test_heterogeneous_agents_are_padded_and_masked():
 
 def test_round_trip_toy_gives_identical_trajectories():
   direct = envs.make('toy/cue_coordination', horizon=5, num_actions=3)
-  round_trip = pz.from_parallel_env(pz.to_parallel_env(
+  round_trip = pz.from_parallel_env(pettingzoo_export.to_parallel_env(
       envs.make('toy/cue_coordination', horizon=5, num_actions=3)))
   assert round_trip.spec().observation == direct.spec().observation
   assert round_trip.spec().num_actions == direct.spec().num_actions
