@@ -79,7 +79,7 @@ def bot_configs() -> Mapping[str, object]:
   TensorFlow."""
   from marl_jax.envs import meltingpot  # pylint: disable=g-import-not-at-top
   try:
-    meltingpot._modules()  # pylint: disable=protected-access
+    meltingpot.modules()
     from meltingpot.configs import bots  # pylint: disable=g-import-not-at-top
   except ImportError as e:  # dm-meltingpot is not installed: how to
     raise BotsError(str(e)) from None
@@ -94,15 +94,13 @@ def bots_of(substrate: str) -> Tuple[str, ...]:
 
 def substrate_of(env_name: str, spec: str) -> str:
   """The substrate of ``meltingpot/<substrate>`` (or of a scenario env)."""
-  # pylint: disable-next=g-import-not-at-top
-  from marl_jax.evaluation import scenarios
-  try:
-    return scenarios.substrate_of_env(env_name)
-  except scenarios.ScenarioError:
+  from marl_jax.envs import meltingpot  # pylint: disable=g-import-not-at-top
+  substrate = meltingpot.substrate_of(env_name)
+  if substrate is None:
     raise BotsError(
         f'--heldout={spec}: Melting Pot bots play Melting Pot substrates '
-        f'(meltingpot/<substrate>); the runs are evaluated on {env_name}.'
-    ) from None
+        f'(meltingpot/<substrate>); the runs are evaluated on {env_name}.')
+  return substrate
 
 
 def resolve(spec: str, env_name: str) -> Tuple[str, ...]:

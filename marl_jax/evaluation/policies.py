@@ -1,56 +1,20 @@
-"""Trained populations as policies: loaded from a run directory alone.
+"""Trained populations as policies of every agent slot of an environment.
 
-A run directory written by train.py records its config (``config.json``) and
-checkpoints, which is all that is needed to rebuild the algorithm and its
-parameters.
+A run directory is loaded with ``marl_jax.run_dir.load_run`` (re-exported
+here for callers that still reach it as ``policies.load_run``); acting goes
+through ``algorithms.acting``, the same path as the env loop's.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 from typing import Any, Dict, Optional, Tuple
 
 import jax
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from marl_jax import algorithms
+from marl_jax.algorithms import acting
 from marl_jax.envs.base import Environment
-from marl_jax.networks import AgentInput
-from marl_jax.runtime import learner as learner_lib
-from marl_jax.runtime.actor import make_slot_act
-from marl_jax.utils import checkpointing
-from marl_jax.utils import config as config_lib
-
-
-def load_run(exp_dir: str, step: Optional[int] = None):
-  """Returns ``(config, algorithm, params [P, ...], metadata)`` of a run."""
-  path = os.path.join(exp_dir, 'config.json')
-  if not os.path.exists(path):
-    raise checkpointing.CheckpointError(
-        f'{path} does not exist: {exp_dir} is not a run directory of train.py.')
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  env = config_lib.make_env(config)
-  spec = env.spec()
-  env.close()
-  algorithm = algorithms.make(config.algo, spec, config)
-  # Shapes only: initialising the population for real compiles every op of
-  # init eagerly (several seconds), only to be overwritten by the checkpoint.
-  target = dict(
-      learner=jax.eval_shape(lambda: learner_lib.init_population(
-          algorithm, jax.random.PRNGKey(0), config.population_size)),
-      runtime=b'')
-  checkpointer = checkpointing.Checkpointer(
-      os.path.join(exp_dir, 'checkpoints'), max_to_keep=None)
-  try:
-    restored, meta = checkpointer.restore(step=step, target=target)
-  finally:
-    checkpointer.close()
-  return config, algorithm, restored['learner'].params, meta
+from marl_jax.run_dir import load_run  # pylint: disable=unused-import
 
 
 class PopulationPolicy:
@@ -64,9 +28,8 @@ class PopulationPolicy:
     self._greedy = greedy
     self._key = jax.random.PRNGKey(seed)
 
-    population_size = jax.tree.leaves(params)[0].shape[0]
-    self._act = functools.partial(
-        make_slot_act(algorithm, population_size), greedy=greedy)
+    self._act = acting.make_host_act(
+        algorithm, acting.population_size_of(params), greedy=greedy)
     self.reset(np.zeros((num_agents,), np.int32))
 
   def set_params(self, params, seed: Optional[int] = None) -> None:
@@ -86,7 +49,7 @@ class PopulationPolicy:
     self._key = jax.random.PRNGKey(seed)
 
   def reset(self, members: np.ndarray) -> None:
-    self._members = jnp.asarray(members, jnp.int32)
+    self._members = np.asarray(members, np.int32)
     self._core = self._algorithm.initial_core_state(self._n)
     self._prev_action = np.zeros((self._n,), np.int32)
     self._prev_reward = np.zeros((self._n,), np.float32)
@@ -95,14 +58,11 @@ class PopulationPolicy:
     if timestep.first():
       self._prev_action[:] = 0
       self._prev_reward[:] = 0.
-    inputs = AgentInput(
-        observation={k: np.asarray(v) for k, v in timestep.observation.items()},
-        prev_action=self._prev_action, prev_reward=self._prev_reward,
-        step_type=np.full((self._n,), int(timestep.step_type), np.int32))
     self._key, sub = jax.random.split(self._key)
-    action, _, self._core = self._act(self._params, self._members, inputs,
-                                      self._core, sub)
-    action = np.asarray(action)
+    action, self._core = self._act(
+        self._params, self._members, timestep.observation, self._prev_action,
+        self._prev_reward, np.full((self._n,), int(timestep.step_type),
+                                   np.int32), self._core, sub)
     self._prev_action = action.copy()
     return action
 

@@ -31,18 +31,19 @@ in ``load_run`` and written in ``write_report`` only.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from typing import (Callable, Dict, FrozenSet, List, Mapping, NamedTuple,
                     Optional, Sequence, Tuple)
 
 import numpy as np
 
+from marl_jax import run_dir
 from marl_jax.envs import meltingpot
 from marl_jax.envs.base import Environment
 from marl_jax.evaluation import crossplay
 from marl_jax.evaluation import report
 from marl_jax.evaluation import videos as videos_lib
+from marl_jax.utils import checkpointing
 
 ALL = 'all'
 # What Melting Pot lets focal players observe (meltingpot.scenario's
@@ -52,7 +53,7 @@ BACKGROUNDS = meltingpot.BACKGROUNDS  # or a run directory
 METRIC = 'focal_per_capita_return'
 FILES = dict(json='scenarios.json', csv='scenarios.csv',
              markdown='scenarios.md', heatmap='scenarios_heatmap.png')
-_FAMILY, _SCENARIO_FAMILY = 'meltingpot', 'meltingpot_scenario'
+_SCENARIO_FAMILY = 'meltingpot_scenario'
 
 
 class ScenarioError(ValueError):
@@ -80,11 +81,9 @@ def scenarios_of(substrate: str) -> Tuple[str, ...]:
 def substrate_of_env(env_name: str, what: str = 'the run') -> str:
   """The substrate of ``meltingpot/<substrate>`` or
   ``meltingpot_scenario/<scenario>``; ``ScenarioError`` for any other env."""
-  family, _, name = str(env_name).partition('/')
-  if family == _FAMILY and name in meltingpot.SUBSTRATES:
-    return name
-  if family == _SCENARIO_FAMILY and name in meltingpot.SCENARIOS:
-    return name.rpartition('_')[0]
+  substrate = meltingpot.substrate_of(env_name)
+  if substrate is not None:
+    return substrate
   raise ScenarioError(
       f'--scenarios needs runs trained on Melting Pot (meltingpot/<substrate>)'
       f'; {what} was trained on {env_name}.')
@@ -258,28 +257,24 @@ class ScenarioRun(NamedTuple):
 
 def run_env(exp_dir: str) -> str:
   """The env a run was trained on, from its ``config.json``."""
-  path = os.path.join(exp_dir, 'config.json')
   try:
-    with open(path) as f:
-      return str(json.load(f)['env'])
-  except FileNotFoundError:
-    raise ScenarioError(f'{path} does not exist: {exp_dir} is not a run '
-                        'directory of train.py.') from None
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise ScenarioError(f'{path} is not a readable train.py config ({e}).'
-                        ) from None
+    config = run_dir.read_config(exp_dir)
+  except checkpointing.CheckpointError as e:
+    raise ScenarioError(str(e)) from None
+  if 'env' not in config:
+    raise ScenarioError(f'{run_dir.config_path(exp_dir)} is not a readable '
+                        'train.py config (no env).')
+  return str(config.env)
 
 
 def load_run(exp_dir: str, name: str = '') -> ScenarioRun:
-  """A run trained on a Melting Pot substrate, from its run directory alone."""
-  # pylint: disable=g-import-not-at-top
-  from marl_jax.evaluation import policies
-  from marl_jax.utils import config as config_lib
-  # pylint: enable=g-import-not-at-top
+  """A run trained on a Melting Pot substrate, from its run directory alone
+  (``run_dir.load_run``), checked for scenarios."""
+  from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
   name = name or os.path.basename(os.path.normpath(exp_dir))
   substrate = substrate_of_env(run_env(exp_dir), exp_dir)
   try:
-    config, algorithm, params, meta = policies.load_run(exp_dir)
+    config, algorithm, params, meta = run_dir.load_run(exp_dir)
   except ImportError as e:  # dm-meltingpot is not installed: how to
     raise ScenarioError(str(e)) from None
   wrappers = tuple(config.get('env_wrappers', ()) or ())
@@ -329,7 +324,8 @@ def focal_policy_factory(run: ScenarioRun, greedy: bool = False,
 
 def background(spec: str, substrates: Sequence[str], seed: int = 0):
   """``--scenario_background``: ``bots``, ``random``, ``noop`` (as strings),
-  or a run directory (a ``TrainedPolicy`` of its member 0)."""
+  or a run directory (a ``backgrounds.TrainedBackground`` of its member 0:
+  the scenario environments are given it, not the run)."""
   if spec in BACKGROUNDS:
     return spec
   if not os.path.isdir(spec):
@@ -343,7 +339,8 @@ def background(spec: str, substrates: Sequence[str], seed: int = 0):
           f'--scenario_background {spec} was trained on {substrate}, but the '
           f'scenarios are of {s}: a background run must be trained on the '
           "scenarios' substrate.")
-  return meltingpot.TrainedPolicy(spec, seed=seed)
+  from marl_jax.evaluation import backgrounds  # pylint: disable=g-import-not-at-top
+  return backgrounds.TrainedBackground(spec, seed=seed, substrate=substrate)
 
 
 def scenario_env_factory(background_policy, seed: int = 0,

@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from marl_jax import run_dir
 from marl_jax.evaluation import crossplay
 from marl_jax.evaluation import policies
 from marl_jax.utils import config as config_lib
@@ -32,8 +33,7 @@ def record_population(config, exp_dir: str, num_episodes: int | None = None,
   Writes ``exp_dir/videos/member_<m>_step_<env steps>_ep<k>.gif`` and returns
   the paths.
   """
-  run_config, algorithm, params, meta = policies.load_run(exp_dir)
-  del run_config
+  _, algorithm, params, meta = run_dir.load_run(exp_dir)
   env = config_lib.make_env(config)
   n = env.spec().num_agents
   policy = policies.PopulationPolicy(algorithm, params, n, greedy=False,

@@ -13,6 +13,7 @@ import pytest
 
 from marl_jax import envs
 from marl_jax.envs import meltingpot
+from marl_jax.envs.meltingpot import env as meltingpot_env
 from marl_jax.types import StepType
 
 if meltingpot.package_dir() is None:
@@ -60,7 +61,7 @@ def test_every_substrate_and_scenario_is_registered():
 
 
 def test_fallback_names_match_the_installed_package():
-  assert (meltingpot._fallback_names()  # pylint: disable=protected-access
+  assert (meltingpot_env._fallback_names()  # pylint: disable=protected-access
           == (meltingpot.SUBSTRATES, meltingpot.SCENARIOS))
 
 
@@ -212,34 +213,46 @@ def test_scenario_background_can_be_any_policy():
   noop.close()
 
 
-def test_scenario_background_can_be_a_trained_population():
-  import jax  # pylint: disable=g-import-not-at-top
-  from configs import impala as impala_configs  # pylint: disable=g-import-not-at-top
-  from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
-  config = impala_configs.get_config('overcooked')
-  config.network.observation_key = 'RGB'
-  config.network.conv_channels = (4,)
-  config.network.conv_kernels = (3,)
-  config.network.conv_strides = (4,)
-  config.network.mlp_sizes = (8,)
-  config.network.lstm_size = 4
-  probe = envs.make(f'meltingpot/{COINS}')
-  algorithm = algorithms.make('impala', probe.spec(), config)
-  probe.close()
-  # A population of two (untrained) members; the background plays member 1.
-  params = jax.vmap(lambda k: algorithm.init(k).params)(
-      jax.random.split(jax.random.PRNGKey(0), 2))
-  policy = meltingpot.TrainedPolicy(algorithm=algorithm, params=params,
-                                    member=1)
-  env = envs.make('meltingpot_scenario/coins_0', background=policy,
-                  global_state='none', max_episode_steps=3)
+def test_scenario_background_can_be_a_factory_the_env_owns():
+  built = []
+
+  class Counting(meltingpot.BackgroundPolicy):
+    """Records setup and close; always NOOP."""
+
+    def __init__(self):
+      self.closed = False
+      self.substrate = None
+
+    def setup(self, substrate, num_actions, converter):
+      super().setup(substrate, num_actions, converter)
+      self.substrate = substrate
+      self.spec = converter.spec
+
+    def step(self, timestep, prev_state):
+      return 0, prev_state
+
+    def close(self):
+      self.closed = True
+
+  def factory(substrate, seed):
+    built.append((substrate, seed, Counting()))
+    return built[-1][2]
+
+  env = envs.make('meltingpot_scenario/coins_0', background=factory,
+                  global_state='none', max_episode_steps=3, seed=5)
+  assert [(s, seed) for s, seed, _ in built] == [('coins', 5)]
+  policy = built[0][2]
+  # Background players see GLOBAL whatever the env's global_state.
+  assert policy.substrate == 'coins' and 'GLOBAL' in policy.spec
   env.reset()
   for _ in range(4):
     ts = env.step(np.zeros(1, np.int32))
   assert ts.first()
+  assert not policy.closed
   env.close()
-  with pytest.raises(ValueError, match='member'):
-    meltingpot.TrainedPolicy(algorithm=algorithm, params=params, member=2)
+  assert policy.closed  # the env built it, the env closes it
+  with pytest.raises(ValueError, match='Policy interface'):
+    envs.make('meltingpot_scenario/coins_0', background=lambda **_: object())
 
 
 def test_official_bots_missing_is_a_clear_error():
@@ -305,10 +318,10 @@ def test_unknown_names_and_bad_arguments():
 
 
 def test_missing_package_is_an_install_hint(monkeypatch):
-  monkeypatch.setattr(meltingpot, 'package_dir', lambda: None)
+  monkeypatch.setattr(meltingpot_env, 'package_dir', lambda: None)
   with pytest.raises(ImportError, match='pip install'):
-    meltingpot._modules.__wrapped__()  # pylint: disable=protected-access
-  substrates, scenarios = meltingpot._fallback_names()  # pylint: disable=protected-access
+    meltingpot.modules.__wrapped__()
+  substrates, scenarios = meltingpot_env._fallback_names()  # pylint: disable=protected-access
   assert CRAMPED in substrates and 'clean_up_22' in scenarios
 
 

@@ -86,6 +86,7 @@ def test_cross_play_of_two_trained_runs(tmp_path):
   """Two tiny runs loaded from their run directories alone."""
 
   from configs import impala as impala_configs  # pylint: disable=g-import-not-at-top
+  from marl_jax import run_dir  # pylint: disable=g-import-not-at-top
   from marl_jax.evaluation import policies  # pylint: disable=g-import-not-at-top
   from marl_jax.runtime.launchers import single  # pylint: disable=g-import-not-at-top
   from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -100,7 +101,7 @@ def test_cross_play_of_two_trained_runs(tmp_path):
     with open(os.path.join(exp_dir, 'config.json'), 'w') as f:
       f.write(config_lib.to_json(c))
     single.run(c, exp_dir)
-    _, algo, params, _ = policies.load_run(exp_dir)
+    _, algo, params, _ = run_dir.load_run(exp_dir)
     pops.append((policies.PopulationPolicy(algo, params, 2, seed=seed), size))
 
   env = envs.make('toy/cue_coordination')

@@ -7,7 +7,11 @@ import pytest
 from configs import impala as impala_configs
 from marl_jax import algorithms, envs
 from marl_jax.evaluation import policies
-from marl_jax.runtime import learner as learner_lib
+
+
+def population_params(algo, seed, size):
+  return jax.vmap(algo.init)(
+      jax.random.split(jax.random.PRNGKey(seed), size)).params
 
 
 def actions(policy, env, members, steps=16):
@@ -25,8 +29,8 @@ def test_set_params_acts_with_the_new_params_and_reseeds():
   config = impala_configs.get_config('toy')
   env = envs.make('toy/cue_coordination')
   algo = algorithms.make('impala', env.spec(), config)
-  a = learner_lib.init_population(algo, jax.random.PRNGKey(0), 2).params
-  b = learner_lib.init_population(algo, jax.random.PRNGKey(1), 2).params
+  a = population_params(algo, 0, 2)
+  b = population_params(algo, 1, 2)
   fresh_b = policies.PopulationPolicy(algo, b, 2, seed=5)
   expected = actions(fresh_b, envs.make('toy/cue_coordination'), [0, 1])
   policy = policies.PopulationPolicy(algo, a, 2, seed=0)
@@ -35,6 +39,6 @@ def test_set_params_acts_with_the_new_params_and_reseeds():
   # The same episode as a policy built with b and seed 5.
   np.testing.assert_array_equal(
       actions(policy, envs.make('toy/cue_coordination'), [0, 1]), expected)
-  three = learner_lib.init_population(algo, jax.random.PRNGKey(2), 3).params
+  three = population_params(algo, 2, 3)
   with pytest.raises(ValueError, match='same structure'):
     policy.set_params(three)

@@ -31,7 +31,7 @@ def test_all_is_the_packages_own_scenario_list_of_the_substrate():
     pytest.skip('dm-meltingpot is not installed')
   # The package's own grouping (meltingpot.scenario.SCENARIOS_BY_SUBSTRATE,
   # which imports TensorFlow, groups SCENARIO_CONFIGS by their substrate).
-  configs = meltingpot._modules()['scenario_configs'].SCENARIO_CONFIGS  # pylint: disable=protected-access
+  configs = meltingpot.modules()['scenario_configs'].SCENARIO_CONFIGS
   by_substrate = {}
   for name, config in configs.items():
     by_substrate.setdefault(config.substrate, set()).add(name)

@@ -10,9 +10,10 @@ Two families:
     own scenario machinery (``meltingpot.utils.scenarios``). The background is
     ``background='bots'`` (default), the scenario's official saved-model bots,
     which need the assets archive (see ``bots_installed``) and TensorFlow; or
-    ``'random'``, ``'noop'``, a ``TrainedPolicy`` (a run of ours), or any object
-    with meltingpot's ``Policy`` interface (``initial_state()``,
-    ``step(timestep, prev_state) -> (action, state)``, ``close()``).
+    ``'random'``, ``'noop'``, any object with meltingpot's ``Policy`` interface
+    (``initial_state()``, ``step(timestep, prev_state) -> (action, state)``,
+    ``close()``), or a factory of one (``backgrounds.py``; a trained run of
+    ours is injected so, by ``marl_jax.evaluation.backgrounds``).
 
 Observations (per agent, leading ``[num_agents]`` axis), the same keys for
 every substrate:
@@ -84,7 +85,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from marl_jax.envs import _checks
-from marl_jax.envs import registry
+from marl_jax.envs.meltingpot import backgrounds
 from marl_jax.envs.base import Environment
 from marl_jax.types import ArraySpec, EnvSpec, StepType, TimeStep
 
@@ -103,7 +104,6 @@ _INSTALL_HINT = (
 OBSERVATION_KEYS = ('RGB', 'INVENTORY', 'READY_TO_SHOOT', 'COLLECTIVE_REWARD')
 GLOBAL = 'GLOBAL'
 GLOBAL_STATES = ('world_rgb', 'none')
-BACKGROUNDS = ('bots', 'random', 'noop')
 INFO_KEYS_SCENARIO = ('background_reward',)
 _WORLD_RGB = 'WORLD.RGB'
 _ZERO_SHAPES = {'INVENTORY': (1,), 'READY_TO_SHOOT': ()}
@@ -285,8 +285,11 @@ def _register_bare_package() -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _modules():
-  """The TensorFlow-free meltingpot modules we use, as a dict."""
+def modules():
+  """The TensorFlow-free meltingpot modules we use, as a dict:
+  ``substrate_configs``, ``scenario_configs`` (``meltingpot.configs``),
+  ``substrate_lib``, ``scenario_lib`` (``meltingpot.utils``). ``ImportError``
+  saying how to install dm-meltingpot when it is not installed."""
   if package_dir() is None:
     raise ImportError(_INSTALL_HINT)
   with _import_lock:
@@ -370,8 +373,8 @@ def missing_bots_message(missing: Sequence[str], needed_by: str,
 def _missing_bots_message(scenario: str, missing: Sequence[str]) -> str:
   return missing_bots_message(
       missing, f'Scenario {scenario!r}',
-      "Or use a background of ours: background='random', 'noop', a "
-      'TrainedPolicy or any meltingpot Policy.')
+      "Or use another background: background='random', 'noop', a trained "
+      'run (marl_jax.evaluation.backgrounds) or any meltingpot Policy.')
 
 
 # ----------------------------------------------------------------------------
@@ -465,174 +468,8 @@ def _repeat_view(x: np.ndarray, n: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------
-# Background policies (meltingpot's Policy interface, duck-typed).
-# ----------------------------------------------------------------------------
-
-
-class BackgroundPolicy:
-  """Base of our background policies: meltingpot's ``Policy`` interface.
-
-  meltingpot's ``Population`` shares one policy object between all the slots
-  it plays and keeps each slot's state apart: ``initial_state()`` at the start
-  of every episode, then ``step(timestep, prev_state) -> (action, state)``
-  where ``timestep`` is one player's dm_env ``TimeStep`` (observation dict,
-  scalar reward). ``setup(substrate)`` is called by ``MeltingPot`` before the
-  scenario is built, with the substrate's name, ``num_actions`` and observation
-  converter.
-  """
-
-  def setup(self, substrate: str, num_actions: int, converter) -> None:
-    del substrate, converter
-    self.num_actions = num_actions
-
-  def initial_state(self):
-    return None
-
-  def step(self, timestep, prev_state):
-    raise NotImplementedError
-
-  def close(self) -> None:
-    pass
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    self.close()
-
-
-class NoopPolicy(BackgroundPolicy):
-  """Always action 0 (``NOOP`` in every substrate's action set)."""
-
-  def step(self, timestep, prev_state):
-    del timestep
-    return 0, prev_state
-
-
-class RandomPolicy(BackgroundPolicy):
-  """Uniformly random actions, from a generator seeded once by ``seed``."""
-
-  def __init__(self, seed: Optional[int] = None):
-    self._rng = np.random.default_rng(seed)
-
-  def step(self, timestep, prev_state):
-    del timestep
-    return int(self._rng.integers(self.num_actions)), prev_state
-
-
-class TrainedPolicy(BackgroundPolicy):
-  """A population member of a marl_jax run as a background player.
-
-  ``TrainedPolicy(exp_dir)`` loads the run with
-  ``marl_jax.evaluation.policies.load_run``; ``TrainedPolicy(algorithm=...,
-  params=...)`` takes an algorithm and its ``[P, ...]`` params directly. Each
-  background slot acts with member ``member`` on its own observation
-  (converted as for the focal agents, with ``GLOBAL``), its previous action
-  and reward, and its own recurrent state. The run must have been trained on
-  ``meltingpot/<substrate>`` of the scenario's substrate (the same
-  observation shapes) without extra wrappers such as ``agent_id``.
-  """
-
-  def __init__(self, exp_dir: Optional[str] = None, *, member: int = 0,
-               greedy: bool = False, seed: int = 0, step: Optional[int] = None,
-               algorithm=None, params=None):
-    if (exp_dir is None) == (algorithm is None):
-      raise ValueError('TrainedPolicy needs exp_dir, or algorithm and params.')
-    # pylint: disable=g-import-not-at-top
-    import jax
-    from marl_jax.runtime.actor import make_slot_act
-    # pylint: enable=g-import-not-at-top
-    if exp_dir is not None:
-      from marl_jax.evaluation import policies  # pylint: disable=g-import-not-at-top
-      _, algorithm, params, _ = policies.load_run(exp_dir, step=step)
-    self._jax = jax
-    self._algorithm = algorithm
-    self._params = params
-    population_size = jax.tree.leaves(params)[0].shape[0]
-    self._member = _checks.non_negative_int('member', member)
-    if self._member >= population_size:
-      raise ValueError(f'member must be in [0, {population_size}); got '
-                       f'{member}.')
-    self._members = np.full((1,), self._member, np.int32)
-    self._greedy = bool(greedy)
-    self._act = make_slot_act(algorithm, population_size)
-    self._seed = int(seed)
-    self._converter = None
-    self._episodes = 0
-    self._lock = threading.Lock()
-
-  def setup(self, substrate, num_actions, converter):
-    super().setup(substrate, num_actions, converter)
-    self._converter = converter
-
-  def initial_state(self):
-    with self._lock:
-      self._episodes += 1
-      key = self._jax.random.fold_in(self._jax.random.PRNGKey(self._seed),
-                                     self._episodes)
-    return (self._algorithm.initial_core_state(1), np.zeros((1,), np.int32),
-            key)
-
-  def step(self, timestep, prev_state):
-    from marl_jax.networks import AgentInput  # pylint: disable=g-import-not-at-top
-    if self._converter is None:
-      raise RuntimeError('TrainedPolicy.setup was not called: pass it to '
-                         "make('meltingpot_scenario/...', background=...).")
-    core, prev_action, key = prev_state
-    first = int(timestep.step_type) == int(StepType.FIRST)
-    reward = 0.0 if first or timestep.reward is None else float(
-        np.sum(timestep.reward))
-    observation = self._converter([timestep.observation])
-    if first:
-      prev_action = np.zeros((1,), np.int32)
-    inputs = AgentInput(
-        observation=observation, prev_action=prev_action,
-        prev_reward=np.full((1,), reward, np.float32),
-        step_type=np.full((1,), int(timestep.step_type), np.int32))
-    key, sub = self._jax.random.split(key)
-    action, _, core = self._act(self._params, self._members, inputs, core,
-                                sub, greedy=self._greedy)
-    action = np.asarray(action, np.int32)
-    return int(action[0]), (core, action, key)
-
-
-def _background_policy(background, seed: Optional[int]):
-  if isinstance(background, str):
-    if background == 'random':
-      return RandomPolicy(seed)
-    if background == 'noop':
-      return NoopPolicy()
-    raise ValueError(f'background must be one of {", ".join(BACKGROUNDS)}, a '
-                     f'TrainedPolicy or a meltingpot Policy; got '
-                     f'{background!r}.')
-  for method in ('initial_state', 'step', 'close'):
-    if not callable(getattr(background, method, None)):
-      raise ValueError(
-          f'background {background!r} has no {method}(): it must be one of '
-          f'{", ".join(BACKGROUNDS)}, a TrainedPolicy or an object with '
-          "meltingpot's Policy interface.")
-  return background
-
-
-# ----------------------------------------------------------------------------
 # The environment.
 # ----------------------------------------------------------------------------
-
-
-class _NoClose:
-  """A policy whose ``close`` does nothing (the caller owns it)."""
-
-  def __init__(self, policy):
-    self._policy = policy
-
-  def initial_state(self):
-    return self._policy.initial_state()
-
-  def step(self, timestep, prev_state):
-    return self._policy.step(timestep, prev_state)
-
-  def close(self):
-    pass
 
 
 class MeltingPot(Environment):
@@ -659,8 +496,9 @@ class MeltingPot(Environment):
       global_state: ``'world_rgb'`` adds ``GLOBAL`` (``WORLD.RGB``), ``'none'``
         does not.
       background: scenarios only: ``'bots'`` (the official saved-model bots),
-        ``'random'``, ``'noop'``, a ``TrainedPolicy`` or a meltingpot Policy.
-        A policy object passed in is not closed by ``close()``.
+        ``'random'``, ``'noop'``, a meltingpot Policy (not closed by
+        ``close()``) or a factory ``factory(substrate=..., seed=...)`` of one
+        (closed by ``close()``); see ``backgrounds.py``.
       seed: seeds what Python draws for the substrate (and ``'random'``'s
         generator); None draws a seed. Not an exact-replay seed (see above).
       quiet: silence dmlab2d's Lua warnings on stdout during builds/resets.
@@ -685,9 +523,11 @@ class MeltingPot(Environment):
       seed = _checks.non_negative_int('seed', seed)
     if scenario is not None and roles is not None:
       raise ValueError('roles is for substrates; a scenario fixes its roles.')
+    if scenario is not None:
+      backgrounds.check(background)
     self._quiet = bool(quiet)
     self._scenario_name = scenario
-    mods = _modules()
+    mods = modules()
     self._mods = mods
 
     self._is_focal = None
@@ -782,16 +622,16 @@ class MeltingPot(Environment):
       bots_by_role = {r: scenario_config.bots_by_role[r]
                       for r in background_roles}
     else:
-      policy = _background_policy(background, seed)
-      if isinstance(policy, BackgroundPolicy):
-        # Background players always see GLOBAL: a run trained with it works
-        # as background whatever this environment's global_state.
-        policy.setup(self._substrate_name, self._num_actions,
-                     _Converter(self._player_spec, 'world_rgb'))
-      if isinstance(background, str):
+      # Background players always see GLOBAL: a run trained with it works
+      # as background whatever this environment's global_state.
+      policy, owned = backgrounds.build(
+          background, substrate=self._substrate_name,
+          num_actions=self._num_actions,
+          converter=_Converter(self._player_spec, 'world_rgb'), seed=seed)
+      if owned:
         self._owned_policy = policy
       else:
-        policy = _NoClose(policy)
+        policy = backgrounds.NoClose(policy)
       bots = {'marl_jax_background': policy}
       bots_by_role = {r: ('marl_jax_background',) for r in background_roles}
     # All observations are kept for the focal players (GLOBAL needs
@@ -964,13 +804,23 @@ def _check_name(kind: str, name: str, valid: Sequence[str]) -> None:
                      f'{kind}s: {", ".join(valid)}.')
 
 
-def _make_substrate(name: str, **kwargs) -> MeltingPot:
+def make_substrate(name: str, **kwargs) -> MeltingPot:
+  """``make("meltingpot/<substrate>", **kwargs)``: the registry's factory."""
   return MeltingPot(substrate=name, **kwargs)
 
 
-def _make_scenario(name: str, **kwargs) -> MeltingPot:
+def make_scenario(name: str, **kwargs) -> MeltingPot:
+  """``make("meltingpot_scenario/<scenario>", **kwargs)``: the registry's
+  factory."""
   return MeltingPot(scenario=name, **kwargs)
 
 
-registry.register('meltingpot', SUBSTRATES, _make_substrate)
-registry.register('meltingpot_scenario', SCENARIOS, _make_scenario)
+def substrate_of(env_name: str) -> Optional[str]:
+  """The substrate of ``meltingpot/<substrate>`` or
+  ``meltingpot_scenario/<scenario>``; None for any other name."""
+  family, _, name = str(env_name).partition('/')
+  if family == 'meltingpot' and name in SUBSTRATES:
+    return name
+  if family == 'meltingpot_scenario' and name in SCENARIOS:
+    return name.rpartition('_')[0]
+  return None
