@@ -5,20 +5,20 @@ itself (self-play and within-population cross-play) and of each held-out run,
 scripted partner or Melting Pot bot (zero-shot cross-play), and
 ``write_report`` writes JSON, CSV, a Markdown table and a heatmap PNG of the
 matrix, the matches as a payoff table, for competitive games Elo ratings of
-every member, and the list of recorded videos when there are any.
+every member, and the list of recorded videos when there are any (with the
+writers of ``files.py``).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from marl_jax import run_dir
-from marl_jax.evaluation import crossplay, elo, meltingpot_bots, policies
+from marl_jax.evaluation import crossplay, elo, files, meltingpot_bots
+from marl_jax.evaluation import policies
 from marl_jax.evaluation import scripted, videos as videos_lib
 from marl_jax.population import payoff as payoff_lib
 from marl_jax.utils import config as config_lib
@@ -129,10 +129,6 @@ def summary(blocks: Sequence[Block]) -> Dict[str, Dict[str, float]]:
   return out
 
 
-def player_name(run: str, member: int) -> str:
-  return f'{run}[{member}]'
-
-
 def is_zero_sum(blocks: Sequence[Block]) -> bool:
   """Whether every episode of every block had zero-sum rewards."""
   return bool(blocks) and all(b.result.zero_sum for b in blocks)
@@ -165,9 +161,9 @@ def match_results(blocks: Sequence[Block]):
     if sv is None:
       raise ValueError(f'block {b.focal} x {b.partner} has no per-seat values.')
     for i in range(sv.shape[0]):
-      a = idx(player_name(b.focal, i))
+      a = idx(files.player_name(b.focal, i))
       for j in range(sv.shape[1]):
-        c = idx(player_name(b.partner, j))
+        c = idx(files.player_name(b.partner, j))
         if a == c:
           continue
         for mine, theirs in sv[i, j]:
@@ -209,7 +205,7 @@ def payoff_table(blocks: Sequence[Block]) -> payoff_lib.PayoffTable:
     sv = b.result.seat_values
     for i in range(sv.shape[0]):
       for j in range(sv.shape[1]):
-        x, y = player_name(b.focal, i), player_name(b.partner, j)
+        x, y = files.player_name(b.focal, i), files.player_name(b.partner, j)
         table.update(x, y, sv[i, j, :, 0])
         if x != y:
           table.update(y, x, sv[i, j, :, 1])
@@ -270,7 +266,7 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
                          partner_run=b.partner, partner_member=j,
                          mean=float(r.mean[i, j]), ci95=float(r.ci95[i, j]),
                          episodes=num_episodes))
-  write_csv(paths['csv'], rows)
+  files.write_csv(paths['csv'], rows)
   doc = dict(env=env_name, metric=metric, num_episodes=num_episodes,
              runs={k: _run_doc(v) for k, v in runs.items()},
              summary=summ, pairs=rows, zero_sum=is_zero_sum(blocks))
@@ -279,12 +275,12 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
                 for p, r, g, sc in sorted(
                     zip(*elo_ratings), key=lambda x: -x[1])]
     doc['elo'] = elo_rows
-    write_csv(paths['elo'], elo_rows)
+    files.write_csv(paths['elo'], elo_rows)
   if run_payoffs:
     doc['run_payoff_tables'] = {k: t.to_dict() for k, t in run_payoffs.items()}
   if videos:
     doc['videos'] = list(videos)
-  write_json(paths['json'], doc)
+  files.write_json(paths['json'], doc)
 
   # Markdown: the summary, then one matrix per block.
   lines = [f'# Evaluation on {env_name}', '',
@@ -324,7 +320,7 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
   if videos:
     lines += videos_lib.markdown_lines(videos, metric)
     paths['videos'] = os.path.join(out_dir, videos_lib.VIDEO_DIR)
-  write_text(paths['markdown'], '\n'.join(lines) + '\n')
+  files.write_text(paths['markdown'], '\n'.join(lines) + '\n')
 
   _heatmap(paths['heatmap'], blocks, env_name, metric)
   return paths
@@ -338,53 +334,6 @@ def _run_doc(run: LoadedRun) -> Dict[str, object]:
   if isinstance(run.policy, meltingpot_bots.BotPolicy):
     doc['meltingpot_bot'] = run.policy.name
   return doc
-
-
-def write_csv(path: str, rows: Sequence[Dict[str, object]]) -> None:
-  """``rows`` (dicts with the same keys) as a CSV file, written atomically."""
-  with open(path + '.tmp', 'w', newline='') as f:
-    w = csv.DictWriter(f, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-  os.replace(path + '.tmp', path)
-
-
-def write_json(path: str, doc) -> None:
-  with open(path + '.tmp', 'w') as f:
-    json.dump(doc, f, indent=2)
-  os.replace(path + '.tmp', path)
-
-
-def write_text(path: str, text: str) -> None:
-  with open(path + '.tmp', 'w') as f:
-    f.write(text)
-  os.replace(path + '.tmp', path)
-
-
-def heatmap(path: str, matrix: np.ndarray, row_labels: Sequence[str],
-            col_labels: Sequence[str], xlabel: str, ylabel: str, title: str,
-            fmt: str = '.0f') -> None:
-  """A PNG of ``matrix`` (NaN cells left blank), values written in cells."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(max(5.5, 2.5 + 0.9 * len(col_labels)),
-                                  max(4.5, 2.0 + 0.6 * len(row_labels))))
-  im = ax.imshow(matrix, cmap='viridis')
-  ax.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha='right')
-  ax.set_yticks(range(len(row_labels)), row_labels)
-  for (i, j), v in np.ndenumerate(matrix):
-    if np.isfinite(v):
-      ax.text(j, i, format(v, fmt), ha='center', va='center',
-              color='w' if v < np.nanmean(matrix) else 'k', fontsize=8)
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel(ylabel)
-  ax.set_title(title, fontsize=9)
-  fig.colorbar(im, ax=ax, fraction=0.046)
-  fig.tight_layout()
-  fig.savefig(path + '.tmp.png', dpi=100)
-  plt.close(fig)
-  os.replace(path + '.tmp.png', path)
 
 
 def _heatmap(path: str, blocks: Sequence[Block], env_name: str,
@@ -410,5 +359,6 @@ def _heatmap(path: str, blocks: Sequence[Block], env_name: str,
         matrix[r0:r0 + m.shape[0], c0:c0 + m.shape[1]] = m
       c0 += sizes[p]
     r0 += by[(f, f)].shape[0]
-  heatmap(path, matrix, row_labels, col_labels, 'partner', 'focal member',
-          f'cross-play on {env_name}\n{metric}, mean over episodes')
+  files.heatmap(path, matrix, row_labels, col_labels, 'partner',
+                'focal member',
+                f'cross-play on {env_name}\n{metric}, mean over episodes')

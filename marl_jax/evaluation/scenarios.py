@@ -41,7 +41,7 @@ from marl_jax import run_dir
 from marl_jax.envs import meltingpot
 from marl_jax.envs.base import Environment
 from marl_jax.evaluation import crossplay
-from marl_jax.evaluation import report
+from marl_jax.evaluation import files
 from marl_jax.evaluation import videos as videos_lib
 from marl_jax.utils import checkpointing
 
@@ -474,7 +474,7 @@ def markdown(results: Sequence[ScenarioResult], background_name: str,
     scenarios = list(dict.fromkeys(s for r in group for s in r.scenarios))
     lines += ['', f'## {substrate}', '',
               '| scenario | ' + ' | '.join(
-                  report.player_name(r.run, m) for r, m in columns) + ' |',
+                  files.player_name(r.run, m) for r, m in columns) + ' |',
               '| --- |' + ' ---: |' * len(columns)]
     for scenario in scenarios:
       cells = []
@@ -517,7 +517,7 @@ def write_report(out_dir: str, results: Sequence[ScenarioResult],
   os.makedirs(out_dir, exist_ok=True)
   paths = {k: os.path.join(out_dir, v) for k, v in FILES.items()}
   table = rows(results, num_episodes)
-  report.write_csv(paths['csv'], table)
+  files.write_csv(paths['csv'], table)
   doc = dict(
       protocol='meltingpot_scenarios', metric=METRIC,
       background=background_name, num_episodes=num_episodes,
@@ -538,9 +538,9 @@ def write_report(out_dir: str, results: Sequence[ScenarioResult],
     doc['videos'] = [dict(v) for v in videos]
     text += '\n'.join(videos_lib.markdown_lines(videos, METRIC)) + '\n'
     paths['videos'] = os.path.join(out_dir, videos_lib.VIDEO_DIR)
-  report.write_json(paths['json'], doc)
-  report.write_text(paths['markdown'], text)
-  row_labels = [report.player_name(r.run, m) for r in results
+  files.write_json(paths['json'], doc)
+  files.write_text(paths['markdown'], text)
+  row_labels = [files.player_name(r.run, m) for r in results
                 for m in range(r.mean.shape[0])]
   col_labels = list(dict.fromkeys(s for r in results for s in r.scenarios))
   matrix = np.full((len(row_labels), len(col_labels)), np.nan)
@@ -551,8 +551,8 @@ def write_report(out_dir: str, results: Sequence[ScenarioResult],
         matrix[i, col_labels.index(scenario)] = r.mean[m, s]
       i += 1
   substrates = ', '.join(dict.fromkeys(r.substrate for r in results))
-  report.heatmap(paths['heatmap'], matrix, row_labels, col_labels, 'scenario',
-                 'member', f'Melting Pot scenarios of {substrates}\nfocal '
-                 f'per-capita return, background {background_name}',
-                 fmt='.2f')
+  files.heatmap(paths['heatmap'], matrix, row_labels, col_labels, 'scenario',
+                'member', f'Melting Pot scenarios of {substrates}\nfocal '
+                f'per-capita return, background {background_name}',
+                fmt='.2f')
   return paths
