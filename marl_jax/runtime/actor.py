@@ -32,6 +32,7 @@ import ml_collections
 import numpy as np
 
 from marl_jax.algorithms.base import Algorithm
+from marl_jax.algorithms.acting import make_slot_act
 from marl_jax.envs.base import Environment
 from marl_jax.networks import AgentInput
 from marl_jax.population import matchmaking
@@ -48,31 +49,6 @@ _RECORD_FIELDS = ('prev_action', 'prev_reward', 'action', 'reward', 'discount',
 def _stack_obs(timesteps: Sequence[TimeStep]) -> Dict[str, np.ndarray]:
   keys = timesteps[0].observation.keys()
   return {k: np.stack([ts.observation[k] for ts in timesteps]) for k in keys}
-
-
-def make_slot_act(algorithm: Algorithm, population_size: int):
-  """Jitted ``(params [P], member_ids [S], inputs [S], core [S], key, greedy)``.
-
-  Every agent slot acts with the params of its member: one vmapped ``act``
-  over all slots (with a population of one, a plain batched ``act``).
-  """
-
-  def act(params, member_ids, inputs, core_state, key, greedy):
-    if population_size == 1:
-      p = jax.tree.map(lambda x: x[0], params)
-      return algorithm.act(p, inputs, core_state, key, greedy)
-    slot_params = jax.tree.map(lambda x: x[member_ids], params)
-    add_axis = lambda x: x[:, None]
-    keys = jax.random.split(key, member_ids.shape[0])
-    action, extras, core = jax.vmap(
-        lambda p, i, c, k: algorithm.act(p, i, c, k, greedy))(
-            slot_params, jax.tree.map(add_axis, inputs),
-            jax.tree.map(add_axis, core_state), keys)
-    squeeze = lambda x: x[:, 0]
-    return (squeeze(action), jax.tree.map(squeeze, extras),
-            jax.tree.map(squeeze, core))
-
-  return jax.jit(act, static_argnames='greedy')
 
 
 class EnvLoop:
