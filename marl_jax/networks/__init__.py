@@ -2,7 +2,8 @@
 
 from marl_jax.networks.actor_critic import (AgentInput, ActorCriticNetwork,
                                             make_actor_critic)
-from marl_jax.networks.torsos import ConvTorso, MLPTorso, make_torso
+from marl_jax.networks.torsos import (ConvTorso, MLPTorso, input_kind,
+                                     make_torso)
 
 __all__ = ['AgentInput', 'ActorCriticNetwork', 'make_actor_critic', 'ConvTorso',
-           'MLPTorso', 'make_torso']
+           'MLPTorso', 'input_kind', 'make_torso']

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from marl_jax.networks.torsos import make_torso
-from marl_jax.types import EnvSpec, StepType
+from marl_jax.types import ArraySpec, EnvSpec, StepType
 
 Array = jax.Array
 Params = Any
@@ -53,16 +53,18 @@ class _ActorCritic(hk.Module):
   """The haiku module behind ``make_actor_critic``."""
 
   def __init__(self, num_actions: int, observation_key: str,
-               observation_ndim: int, config, name: str = 'actor_critic'):
+               observation_spec: ArraySpec, config,
+               name: str = 'actor_critic'):
     super().__init__(name=name)
     self._num_actions = num_actions
     self._key = observation_key
-    self._ndim = observation_ndim
+    self._spec = observation_spec
     self._config = config
 
   def _embed(self, inputs: AgentInput) -> Array:
     """Embeds ``[N, ...]`` inputs (N may be a merged T*B)."""
-    x = make_torso(self._ndim, self._config)(inputs.observation[self._key])
+    x = make_torso(self._key, self._spec.shape, self._spec.dtype,
+                   self._config)(inputs.observation[self._key])
     parts = [x]
     if self._config.use_prev_action:
       parts.append(jax.nn.one_hot(inputs.prev_action, self._num_actions))
@@ -101,7 +103,9 @@ class _ActorCritic(hk.Module):
 def make_actor_critic(env_spec: EnvSpec, config) -> ActorCriticNetwork:
   """Builds the network for ``env_spec`` from a ``config.network`` ConfigDict.
 
-  Config fields: ``observation_key``, ``mlp_sizes``, ``conv_channels``,
+  The torso follows the observation's spec (``torsos.input_kind``): pixels
+  -> conv net on pixels / 255, feature grids -> conv net unscaled, vectors ->
+  MLP. Config fields: ``observation_key``, ``mlp_sizes``, ``conv_channels``,
   ``conv_kernels``, ``conv_strides``, ``lstm_size`` (0: no recurrent core),
   ``use_prev_action``, ``use_prev_reward``.
   """
@@ -121,7 +125,7 @@ def make_actor_critic(env_spec: EnvSpec, config) -> ActorCriticNetwork:
     return hk.LSTMState(hidden=zeros, cell=zeros)
 
   def forward():
-    module = _ActorCritic(num_actions, key, len(obs_spec.shape), config)
+    module = _ActorCritic(num_actions, key, obs_spec, config)
 
     def init(inputs, state):
       return module.unroll(inputs, state)

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from marl_jax.networks.torsos import MLPTorso, make_torso
-from marl_jax.types import EnvSpec, StepType
+from marl_jax.types import ArraySpec, EnvSpec, StepType
 
 CORES = ('', 'gru', 'lstm')
 
@@ -58,10 +58,10 @@ def _core_zeros(core: str, size: int, batch_size: int):
 class _Tower(hk.Module):
   """torso [+ extras] -> core -> linear head of ``out_size``."""
 
-  def __init__(self, key: str, ndim: int, extra_keys: Sequence[str],
+  def __init__(self, key: str, spec: ArraySpec, extra_keys: Sequence[str],
                out_size: int, head_scale: float, config, name: str):
     super().__init__(name=name)
-    self._key, self._ndim = key, ndim
+    self._key, self._spec = key, spec
     self._extra = tuple(extra_keys)
     self._out, self._scale = out_size, head_scale
     self._config = config
@@ -70,7 +70,8 @@ class _Tower(hk.Module):
     if self._config.get('torso', 'auto') == 'mlp':  # Flattens any rank.
       x = MLPTorso(self._config.mlp_sizes)(observation[self._key])
     else:
-      x = make_torso(self._ndim, self._config)(observation[self._key])
+      x = make_torso(self._key, self._spec.shape, self._spec.dtype,
+                     self._config)(observation[self._key])
     parts = [x] + [observation[k].reshape(x.shape[0], -1).astype(jnp.float32)
                    for k in self._extra]
     return jnp.concatenate(parts, axis=-1)
@@ -114,9 +115,11 @@ def make_ppo_network(env_spec: EnvSpec, config, critic_key: str,
   """Builds the actor and critic from ``config`` (``config.network``).
 
   Config fields: ``observation_key``, ``torso`` (``'auto'``: by the
-  observation's rank, see ``make_torso``; ``'mlp'``: flatten any observation,
-  unscaled, into an MLP), ``mlp_sizes``, ``conv_channels``, ``conv_kernels``,
-  ``conv_strides``, ``core`` (``''``, ``'gru'`` or ``'lstm'``), ``core_size``.
+  observation's spec, see ``torsos.input_kind``: pixels -> conv on pixels /
+  255, grids -> conv unscaled, vectors -> MLP; ``'mlp'``: flatten any
+  observation, unscaled, into an MLP), ``mlp_sizes``, ``conv_channels``,
+  ``conv_kernels``, ``conv_strides``, ``core`` (``''``, ``'gru'`` or
+  ``'lstm'``), ``core_size``.
 
   Args:
     env_spec: the environment's spec.
@@ -150,9 +153,9 @@ def make_ppo_network(env_spec: EnvSpec, config, critic_key: str,
     return (zeros(), zeros())
 
   def forward():
-    actor = _Tower(actor_key, len(spec[actor_key].shape), extra_keys,
+    actor = _Tower(actor_key, spec[actor_key], extra_keys,
                    env_spec.num_actions, 0.01, config, name='actor')
-    critic = _Tower(critic_key, len(spec[critic_key].shape), extra_keys, 1,
+    critic = _Tower(critic_key, spec[critic_key], extra_keys, 1,
                     1.0, config, name='critic')
 
     def step(observation, step_type, state):

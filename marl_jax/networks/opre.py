@@ -80,8 +80,7 @@ def make_opre_network(env_spec: EnvSpec, config, num_options: int,
     return hk.LSTMState(hidden=zeros, cell=zeros)
 
   def forward():
-    module = _OPRE(num_options, env_spec.num_actions, key, len(obs_spec.shape),
-                   config)
+    module = _OPRE(num_options, env_spec.num_actions, key, obs_spec, config)
     posterior = _posterior_mlp(num_options, config.mlp_sizes)
 
     def init(inputs, state, global_obs):

@@ -51,15 +51,16 @@ class QNetwork(NamedTuple):
 
 class _RNNAgent(hk.Module):
 
-  def __init__(self, num_actions, key, ndim, use_agent_id, config,
+  def __init__(self, num_actions, key, spec, use_agent_id, config,
                name='rnn_agent'):
     super().__init__(name=name)
-    self._a, self._key, self._ndim = num_actions, key, ndim
+    self._a, self._key, self._spec = num_actions, key, spec
     self._use_id = use_agent_id
     self._config = config
 
   def _embed(self, inputs):
-    x = make_torso(self._ndim, self._config)(inputs.observation[self._key])
+    x = make_torso(self._key, self._spec.shape, self._spec.dtype,
+                   self._config)(inputs.observation[self._key])
     parts = [x]
     if self._config.use_prev_action:
       parts.append(jax.nn.one_hot(inputs.prev_action, self._a))
@@ -111,7 +112,7 @@ def make_q_network(env_spec: EnvSpec, config, use_agent_id: bool) -> QNetwork:
     return jnp.zeros((batch_size, size), jnp.float32)
 
   def forward():
-    module = _RNNAgent(env_spec.num_actions, key, len(spec[key].shape),
+    module = _RNNAgent(env_spec.num_actions, key, spec[key],
                        use_agent_id, config)
     return module.unroll, (module.step, module.unroll)
 
