@@ -3,8 +3,11 @@
 The same torso, previous action/reward inputs and LSTM core as the
 actor-critic (``_ActorCritic``), with different heads: K option policies and
 K option values, and the meta-policy ``p(z | own history)``. The posterior
-``q(z | privileged information)`` is a separate MLP on the global observation
-(e.g. ``GLOBAL``), used by the learner only.
+``q(z | privileged information)`` is a separate network on the global
+observation (e.g. ``GLOBAL``), used by the learner only: an MLP for a vector,
+and for an image or grid (Melting Pot's ``WORLD.RGB``) the torso its spec
+calls for (``torsos.input_kind``: a conv net on pixels / 255 or on the grid as
+it is) followed by a linear layer to the K option logits.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import haiku as hk
 import jax.numpy as jnp
 
 from marl_jax.networks.actor_critic import AgentInput, _ActorCritic
-from marl_jax.types import EnvSpec
+from marl_jax.networks.torsos import input_kind, make_torso
+from marl_jax.types import ArraySpec, EnvSpec
 
 
 class OPREOutput(NamedTuple):
@@ -49,12 +53,25 @@ class _OPRE(_ActorCritic):
     return OPREOutput(logits.reshape(h.shape[:-1] + (k, a)), values, prior)
 
 
-def _posterior_mlp(num_options: int, hidden_sizes):
+def _posterior(num_options: int, global_key: str, global_spec: ArraySpec,
+               config):
+  """``[..., *global_spec.shape] -> [..., K]`` posterior logits."""
+  shape = tuple(global_spec.shape)
+  kind = input_kind(global_key, shape, global_spec.dtype)
+
   def fn(global_obs):
-    x = global_obs.reshape(global_obs.shape[:-1] + (-1,)).astype(jnp.float32)
-    x = hk.nets.MLP(tuple(hidden_sizes) + (num_options,),
-                    name='posterior')(x)
-    return x
+    if kind == 'vector':
+      x = global_obs.astype(jnp.float32)
+      if not shape:
+        x = x[..., None]
+      return hk.nets.MLP(tuple(config.mlp_sizes) + (num_options,),
+                         name='posterior')(x)
+    lead = global_obs.shape[:global_obs.ndim - len(shape)]
+    x = global_obs.reshape((-1,) + shape)
+    with hk.name_scope('posterior_torso'):
+      h = make_torso(global_key, shape, global_spec.dtype, config)(x)
+    logits = hk.Linear(num_options, name='posterior_logits')(h)
+    return logits.reshape(lead + (num_options,))
   return fn
 
 
@@ -81,7 +98,7 @@ def make_opre_network(env_spec: EnvSpec, config, num_options: int,
 
   def forward():
     module = _OPRE(num_options, env_spec.num_actions, key, obs_spec, config)
-    posterior = _posterior_mlp(num_options, config.mlp_sizes)
+    posterior = _posterior(num_options, global_key, global_spec, config)
 
     def init(inputs, state, global_obs):
       return module.unroll(inputs, state), posterior(global_obs)
