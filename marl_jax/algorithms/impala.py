@@ -15,7 +15,8 @@ loss term. Losses are means over the valid transitions of the whole batch.
 
 Optional PopArt (van Hasselt et al., 2016; Hessel et al., 2019): the value head
 predicts normalised values; statistics are updated from the V-trace targets of
-valid transitions and the value layer is rescaled to preserve its outputs.
+valid transitions only (``popart_update``) and the value layer is rescaled to
+preserve its outputs.
 """
 
 from __future__ import annotations
@@ -123,16 +124,57 @@ def vtrace_sequence_loss(
                           valid, rho_tm1, kl)
 
 
+def popart_update(state: rlax.PopArtState, targets: jax.Array,
+                  valid: jax.Array, *, step_size: float, scale_lb: float,
+                  scale_ub: float) -> rlax.PopArtState:
+  """PopArt's statistics moved towards the valid targets' moments.
+
+  van Hasselt et al. (2016), "Learning values across many orders of
+  magnitude", arXiv:1602.07714, Algorithm 1, with the batch's moments over
+  valid transitions only (weights ``valid``):
+      mu'  = mu  + beta (sum_i v_i G_i / sum_i v_i - mu),
+      nu'  = nu  + beta (sum_i v_i G_i^2 / sum_i v_i - nu),
+      sigma' = sqrt(clip(nu' - mu'^2, scale_lb^2, scale_ub^2)),
+  and ``beta = step_size`` (0 when no transition is valid, so the statistics
+  stay where they are). Invalid targets are never read (``jnp.where``), so
+  whatever they hold (even inf or NaN) cannot reach the statistics.
+
+  Args:
+    state: ``rlax.PopArtState`` with ``[1]`` arrays.
+    targets: unnormalised targets, any shape.
+    valid: 1.0 for valid targets, 0.0 otherwise; same shape as ``targets``.
+    step_size: beta.
+    scale_lb: lower bound of sigma.
+    scale_ub: upper bound of sigma.
+
+  Returns:
+    The new ``rlax.PopArtState`` (no gradient flows through it).
+  """
+  chex.assert_equal_shape([targets, valid])
+  valid = valid.astype(jnp.float32) > 0
+  w = valid.astype(jnp.float32)
+  n = jnp.sum(w)
+  targets = jnp.where(valid, targets.astype(jnp.float32), 0.)
+  mean = jnp.sum(w * targets) / jnp.maximum(n, 1.)
+  second = jnp.sum(w * jnp.square(targets)) / jnp.maximum(n, 1.)
+  beta = jnp.where(n > 0, step_size, 0.)
+  shift = state.shift + beta * (mean - state.shift)
+  second_moment = state.second_moment + beta * (second - state.second_moment)
+  scale = jnp.sqrt(jnp.clip(second_moment - jnp.square(shift),
+                            scale_lb ** 2, scale_ub ** 2))
+  return jax.tree.map(jax.lax.stop_gradient,
+                      rlax.PopArtState(shift, scale, second_moment))
+
+
 def make(env_spec: EnvSpec, config) -> Algorithm:
   """Builds IMPALA for ``env_spec`` from an ml_collections ``config``."""
   network = make_actor_critic(env_spec, config.network)
   optimizer = common.make_optimizer(config)
   value_head = network.value_head_name
   use_popart = bool(config.popart)
-  # Two PopArt slots: 0 holds the statistics, 1 absorbs masked-out targets.
   popart_init, _ = rlax.popart(
-      num_outputs=2, step_size=1.0, scale_lb=config.popart_scale_lb,
-      scale_ub=config.popart_scale_ub)
+      num_outputs=1, step_size=config.popart_step_size,
+      scale_lb=config.popart_scale_lb, scale_ub=config.popart_scale_ub)
 
   def init(key) -> LearnerState:
     params = network.init(key)
@@ -188,15 +230,12 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
     metrics.update(opt_metrics)
     extras = dict(state.extras)
     if popart_state is not None:
-      n = jnp.maximum(jnp.sum(valid), 1.)
-      indices = jnp.where(valid > 0, 0, 1).astype(jnp.int32)
-      new_popart = rlax.art(popart_state, vs, indices,
-                            config.popart_step_size / n,
-                            config.popart_scale_lb, config.popart_scale_ub)
-      sliced = lambda s: type(s)(*(x[:1] for x in s))
+      new_popart = popart_update(
+          popart_state, vs, valid, step_size=config.popart_step_size,
+          scale_lb=config.popart_scale_lb, scale_ub=config.popart_scale_ub)
       params = dict(params)
-      params[value_head] = rlax.pop(params[value_head], sliced(popart_state),
-                                    sliced(new_popart))
+      params[value_head] = rlax.pop(params[value_head], popart_state,
+                                    new_popart)
       extras['popart'] = new_popart
       metrics['popart_scale'] = new_popart.scale[0]
       metrics['popart_shift'] = new_popart.shift[0]
@@ -210,4 +249,4 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
                    replay_table=common.sequence_table(config))
 
 
-__all__ = ['VTraceLossOutput', 'make', 'vtrace_sequence_loss']
+__all__ = ['VTraceLossOutput', 'make', 'popart_update', 'vtrace_sequence_loss']

@@ -308,3 +308,94 @@ def test_act_greedy_and_sampled():
     a, _, _ = algo.act(state.params, x, (), jax.random.PRNGKey(i), False)
     counts[np.asarray(a)] += 1
   assert (counts > 0).sum() == A  # near-uniform initial policy samples all
+
+
+# ------------------------------------------------------------ PopArt moments
+def _finite(tree):
+  return all(np.all(np.isfinite(x)) for x in jax.tree.leaves(tree))
+
+
+def numpy_popart(shift, second, targets, valid, beta, lb, ub):
+  """One PopArt step (van Hasselt et al., 2016, Alg. 1) on the valid targets'
+  mean and mean square only; nothing moves when none is valid."""
+  t = np.asarray(targets, np.float64)[np.asarray(valid) > 0]
+  if t.size:
+    shift = shift + beta * (t.mean() - shift)
+    second = second + beta * ((t ** 2).mean() - second)
+  scale = np.sqrt(np.clip(second - shift ** 2, lb ** 2, ub ** 2))
+  return shift, second, scale
+
+
+def test_popart_update_matches_numpy_on_nearly_empty_batches():
+  """Masked moving averages, over many updates where at most a few of 40
+  targets are valid (and some batches none); invalid targets hold junk."""
+  rng = np.random.default_rng(6)
+  import rlax  # pylint: disable=g-import-not-at-top
+  state = rlax.PopArtState(jnp.zeros(1), jnp.ones(1), jnp.ones(1))
+  shift, second = 0., 1.
+  update = jax.jit(lambda s, t, v: impala.popart_update(
+      s, t, v, step_size=0.3, scale_lb=1e-4, scale_ub=1e6))
+  for k in range(300):
+    valid = np.zeros((4, 10), np.float32)
+    valid.flat[rng.choice(40, size=k % 3, replace=False)] = 1.
+    targets = rng.normal(size=(4, 10)).astype(np.float32) * 5 + 20
+    targets[valid == 0] = rng.choice([1e30, -1e30, np.inf, np.nan],
+                                     size=int((valid == 0).sum()))
+    state = update(state, jnp.asarray(targets), jnp.asarray(valid))
+    shift, second, scale = numpy_popart(shift, second, targets, valid, 0.3,
+                                        1e-4, 1e6)
+    assert _finite(state), k
+  np.testing.assert_allclose(state.shift, [shift], rtol=1e-4)
+  np.testing.assert_allclose(state.second_moment, [second], rtol=1e-4)
+  np.testing.assert_allclose(state.scale, [scale], rtol=1e-3)
+
+
+def _one_valid_transition_batch(rng, B, T, reward):
+  """A batch with a single valid transition (row 0, step 0 -> step 1, which
+  terminates) among ``B * T``. The behaviour policy gave the taken action
+  probability ~e^-60, so rho is clipped to 1 and the V-trace target of that
+  transition is exactly ``reward``, whatever the network's values."""
+  batch = random_batch(rng, (B,), T)
+  step_type = np.zeros((B, T + 1), np.int32)
+  step_type[:, 0] = StepType.FIRST
+  step_type[0, 1] = StepType.LAST
+  mask = np.zeros((B, T + 1), np.float32)
+  mask[:, 0] = 1.
+  mask[0, 1] = 1.
+  discount = np.ones((B, T + 1), np.float32)
+  discount[0, 1] = 0.
+  rewards = np.zeros((B, T + 1), np.float32)
+  rewards[0, 1] = reward
+  action = np.zeros((B, T + 1), np.int32)
+  mu = np.zeros((B, T + 1, A), np.float32)
+  mu[..., 0] = -60.
+  return batch._replace(step_type=step_type, mask=mask, discount=discount,
+                        reward=rewards, action=action, behaviour_logits=mu)
+
+
+def test_popart_stays_finite_with_almost_all_transitions_invalid():
+  """1 valid transition in 40 with a large PopArt step: the old second slot
+  (step 39 x 0.1 per update) diverged and inf * 0 made the statistics NaN.
+  With a learning rate of 0 (PopArt preserves the outputs) the one target is
+  the reward, so the statistics are numpy's moving averages of the rewards."""
+  config = _config(popart=True, popart_step_size=0.1, learning_rate=0.0)
+  algo = impala.make(SPEC, config)
+  state = algo.init(jax.random.PRNGKey(0))
+  update = jax.jit(algo.update)
+  rng = np.random.default_rng(7)
+  shift, second = 0., 1.
+  for k in range(150):
+    reward = float(rng.normal() * 3 + 10)
+    batch = _one_valid_transition_batch(rng, 4, 10, reward)
+    state, metrics = update(state, batch)
+    assert float(metrics['valid_fraction']) == pytest.approx(1 / 40)
+    shift, second, scale = numpy_popart(shift, second, [reward], [1.], 0.1,
+                                        config.popart_scale_lb,
+                                        config.popart_scale_ub)
+    pa = state.extras['popart']
+    assert _finite(pa), k
+    assert _finite(state.params), k
+  np.testing.assert_allclose(pa.shift, [shift], rtol=1e-4)
+  np.testing.assert_allclose(pa.second_moment, [second], rtol=1e-4)
+  np.testing.assert_allclose(pa.scale, [scale], rtol=1e-3)
+
