@@ -20,10 +20,11 @@ with the target network ``^-`` (or its own argmax when ``double_q=False``),
 the argmax over available actions (``ACTION_MASK``), and lambda cut to 0
 before invalid transitions so nothing crosses an episode's end: a terminated
 episode (``d = 0``) ends with ``r``, a truncated one bootstraps from its
-``LAST`` step. The loss is the mean over valid transitions of
-``w_b (Q_tot(s_t, a_t) - G_t)^2``, ``w_b`` the episode's prioritized-replay
-importance weight. ``update`` returns each episode's new priority, its mean
-absolute TD error, as ``metrics['priorities']`` (``[B]``; the replay applies
+``LAST`` step. The loss (``td_loss``) is the mean over valid transitions of
+``0.5 w_b (Q_tot(s_t, a_t) - G_t)^2``, ``w_b`` the episode's
+prioritized-replay importance weight: PyMARL2's scale, so that its
+``grad_norm_clip`` (10) clips the same gradients here. ``update`` returns
+each episode's new priority, its mean absolute TD error, as ``metrics['priorities']`` (``[B]``; the replay applies
 it, as in Schaul et al., 2016).
 
 Exploration: ``act`` is epsilon-greedy with ``params['epsilon']``. The
@@ -105,6 +106,32 @@ def td_lambda_targets(rewards: jax.Array, discounts: jax.Array,
   lambda_t = lambda_ * jnp.concatenate([valid[1:], jnp.ones((1,))])
   g = rlax.lambda_returns(r_t, discount_t, next_values, lambda_t)
   return g * valid, valid
+
+
+class TDLossOutput(NamedTuple):
+  loss: jax.Array  # scalar
+  td: jax.Array  # [B, T] TD errors Q_tot - G, 0 where invalid
+
+
+def td_loss(q_tot: jax.Array, targets: jax.Array, valid: jax.Array,
+            weight: jax.Array) -> TDLossOutput:
+  """PyMARL2's TD loss (Hu et al., 2021; ``NQLearner``): over valid
+  transitions, the importance-weighted mean of ``0.5 (Q_tot - G)^2``,
+      L = sum_{b,t} valid_bt w_b 0.5 (Q_tot_bt - G_bt)^2 / sum_{b,t} valid_bt,
+  so that ``dL / dQ_tot_bt = valid_bt w_b (Q_tot_bt - G_bt) / sum valid``.
+
+  Args:
+    q_tot: ``[B, T]`` mixed Q-values of the actions taken.
+    targets: ``[B, T]`` targets ``G`` (no gradient flows into them).
+    valid: ``[B, T]`` 1.0 for valid transitions.
+    weight: ``[B]`` importance weights.
+  """
+  chex.assert_rank([q_tot, targets, valid, weight], [2, 2, 2, 1])
+  chex.assert_equal_shape([q_tot, targets, valid])
+  td = (q_tot - jax.lax.stop_gradient(targets)) * valid
+  n = jnp.maximum(jnp.sum(valid), 1.)
+  w = weight.astype(jnp.float32)[:, None]
+  return TDLossOutput(0.5 * jnp.sum(w * jnp.square(td)) / n, td)
 
 
 class RewardStats(NamedTuple):
@@ -241,10 +268,8 @@ def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:
         r, d, s, m, v, discount=config.discount, lambda_=config.td_lambda))(
             team_reward, batch.discount.astype(jnp.float32), batch.step_type,
             batch.mask, jax.lax.stop_gradient(v_next))
-    td = (q_tot - jax.lax.stop_gradient(targets)) * valid
+    loss, td = td_loss(q_tot, targets, valid, batch.weight)
     n = jnp.maximum(jnp.sum(valid), 1.)
-    weight = batch.weight.astype(jnp.float32)[:, None]
-    loss = jnp.sum(weight * jnp.square(td)) / n
     per_episode = jnp.sum(jnp.abs(td), axis=1) / jnp.maximum(
         jnp.sum(valid, axis=1), 1.)
     metrics = {
@@ -306,5 +331,5 @@ def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:
                    replay_table=table, acting_params=acting_params)
 
 
-__all__ = ['RewardStats', 'epsilon_schedule', 'make', 'masked_q',
-           'reward_stats_update', 'td_lambda_targets']
+__all__ = ['RewardStats', 'TDLossOutput', 'epsilon_schedule', 'make',
+           'masked_q', 'reward_stats_update', 'td_lambda_targets', 'td_loss']

@@ -24,6 +24,7 @@ SPEC = EnvSpec(
 
 def _config(**overrides):
   c = qmix_configs.get_config('toy')
+  c.network.observation_key = 'FEATURES'  # as algorithms.make resolves 'auto'
   c.batch_size = 4
   c.network.mlp_sizes = (16,)
   c.network.gru_size = 8
@@ -422,3 +423,60 @@ def test_config_errors_are_named():
   table = algorithms.make('qmix', SPEC, _config()).replay_table
   assert table.joint and table.item == 'episode'
   assert table.sequence_length == 10
+
+
+# ------------------------------------------------------------ loss scale
+def test_td_loss_and_gradient_are_pymarl2s_half_squared_error():
+  """L = sum valid w 0.5 delta^2 / sum valid (PyMARL2's NQLearner), so
+  dL/dQ_tot = valid w delta / sum valid: numpy, by hand."""
+  rng = np.random.default_rng(7)
+  B, T = 3, 6
+  q_tot = rng.normal(size=(B, T)).astype(np.float32)
+  targets = rng.normal(size=(B, T)).astype(np.float32)
+  valid = (rng.random((B, T)) < 0.7).astype(np.float32)
+  weight = rng.uniform(0.2, 1., size=B).astype(np.float32)
+  delta = (q_tot - targets).astype(np.float64)
+  n = valid.sum()
+  loss = lambda q: qmix.td_loss(q, targets, valid, weight).loss
+  np.testing.assert_allclose(
+      loss(q_tot), np.sum(valid * weight[:, None] * 0.5 * delta ** 2) / n,
+      rtol=1e-5)
+  np.testing.assert_allclose(jax.grad(loss)(q_tot),
+                             valid * weight[:, None] * delta / n, rtol=1e-5,
+                             atol=1e-7)
+  # No gradient flows into the targets.
+  np.testing.assert_allclose(jax.grad(lambda g: qmix.td_loss(
+      q_tot, g, valid, weight).loss)(targets), 0.)
+
+
+def test_update_loss_is_half_the_weighted_mean_squared_td_error():
+  """VDN, lambda 0: the update's loss is 0.5 sum_b w_b sum_t (Q_tot - G)^2
+  over valid transitions / their number, with Q_tot and G recomputed here."""
+  config = _config(td_lambda=0.0, discount=0.9, target_update_interval=1000)
+  algo = algorithms.make('vdn', SPEC, config)
+  state = algo.init(jax.random.PRNGKey(0))
+  target = algo.init(jax.random.PRNGKey(1)).params
+  state = state._replace(extras={**state.extras, 'target': target})
+  rng = np.random.default_rng(8)
+  B, T = 4, 10
+  batch = random_episodes(rng, B, T)
+  batch = batch._replace(weight=rng.uniform(0.2, 1., size=B).astype(
+      np.float32))
+  _, metrics = jax.jit(algo.update)(state, batch)
+
+  net = make_q_network(SPEC, config.network, True)
+  q_online = _agent_qs(net, state.params['agent'], batch)
+  q_target = _agent_qs(net, target['agent'], batch)
+  q_tot = np.take_along_axis(q_online, batch.action[..., None],
+                             -1)[..., 0].sum(-1)
+  chosen = np.argmax(q_online, axis=-1)
+  v = np.take_along_axis(q_target, chosen[..., None], -1)[..., 0].sum(-1)
+  total, count = 0., 0
+  for b in range(B):
+    for t in range(T):
+      if batch.mask[b, t + 1] and batch.step_type[b, t] != StepType.LAST:
+        g = (batch.reward[b, t + 1].mean() +
+             0.9 * batch.discount[b, t + 1] * v[b, t + 1])
+        total += batch.weight[b] * 0.5 * (q_tot[b, t] - g) ** 2
+        count += 1
+  np.testing.assert_allclose(metrics['loss'], total / count, rtol=1e-4)
