@@ -17,6 +17,11 @@ Optional PopArt (van Hasselt et al., 2016; Hessel et al., 2019): the value head
 predicts normalised values; statistics are updated from the V-trace targets of
 valid transitions only (``popart_update``) and the value layer is rescaled to
 preserve its outputs.
+
+Action masks: where the observation has an ``ACTION_MASK`` (1 = available),
+unavailable actions' logits are masked (``common.mask_logits``) both when
+acting (never sampled nor chosen greedily) and in the learner's policy, so the
+policy gradient, entropy and KL only see available actions.
 """
 
 from __future__ import annotations
@@ -185,6 +190,7 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
 
   def act(params, inputs: AgentInput, core_state, key, greedy: bool = False):
     (logits, _), core_state = network.step(params, inputs, core_state)
+    logits = common.mask_logits(logits, inputs.observation)
     return (common.sample_action(logits, key, greedy), ActorExtras(logits=logits),
             core_state)
 
@@ -192,6 +198,7 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
     inputs = common.time_major_inputs(batch)
     (logits, values), _ = network.unroll(params, inputs, batch.core_state)
     logits, values = jnp.swapaxes(logits, 0, 1), jnp.swapaxes(values, 0, 1)
+    logits = common.mask_logits(logits, batch.observation)  # [B, T+1, A]
     if popart_state is not None:
       scale, shift = popart_state.scale[0], popart_state.shift[0]
     else:

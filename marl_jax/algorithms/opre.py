@@ -14,6 +14,11 @@ every option in use without making any single step indecisive (a bonus on
 each step's H(p) instead keeps the acting mixture an average of all options,
 which we measured to stall learning on the toy game). With K = 1 the loss is
 exactly IMPALA's.
+
+Action masks: where the observation has an ``ACTION_MASK`` (1 = available),
+every option's logits are masked (``common.mask_logits``), when acting and in
+the learner alike, so each option, and hence any mixture of them, is a policy
+over the available actions only.
 """
 
 from __future__ import annotations
@@ -65,6 +70,15 @@ def opre_sequence_loss(option_logits, option_values, prior_logits,
   return OPRELossOutput(vt, jnp.sum(vt.valid * kl), q_sum)
 
 
+def mask_option_logits(option_logits: jax.Array, observation) -> jax.Array:
+  """``common.mask_logits`` of ``[..., K, A]`` option logits: the
+  observation's ``[..., A]`` ``ACTION_MASK`` applies to every option."""
+  if common.ACTION_MASK not in observation:
+    return option_logits
+  mask = observation[common.ACTION_MASK][..., None, :]
+  return common.mask_logits(option_logits, {common.ACTION_MASK: mask})
+
+
 def make(env_spec: EnvSpec, config) -> Algorithm:
   """Builds OPRE for ``env_spec`` from an ml_collections ``config``."""
   if config.popart:
@@ -81,7 +95,8 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
 
   def act(params, inputs, core_state, key, greedy: bool = False):
     out, core_state = network.step(params, inputs, core_state)
-    logits = mixture_log_probs(out.option_logits, out.prior_logits)
+    option_logits = mask_option_logits(out.option_logits, inputs.observation)
+    logits = mixture_log_probs(option_logits, out.prior_logits)
     return (common.sample_action(logits, key, greedy),
             ActorExtras(logits=logits), core_state)
 
@@ -89,6 +104,8 @@ def make(env_spec: EnvSpec, config) -> Algorithm:
     out, _ = network.unroll(params, common.time_major_inputs(batch),
                             batch.core_state)
     out = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)  # [B, T+1, ...]
+    out = out._replace(option_logits=mask_option_logits(out.option_logits,
+                                                        batch.observation))
     posterior = network.posterior(params, batch.observation[gkey])
     res = jax.vmap(lambda *xs: opre_sequence_loss(
         *xs, discount=config.discount, lambda_=config.vtrace_lambda,

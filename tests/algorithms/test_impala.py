@@ -399,3 +399,75 @@ def test_popart_stays_finite_with_almost_all_transitions_invalid():
   np.testing.assert_allclose(pa.second_moment, [second], rtol=1e-4)
   np.testing.assert_allclose(pa.scale, [scale], rtol=1e-3)
 
+
+# ------------------------------------------------------------- action masks
+MASKED_SPEC = SPEC._replace(observation={
+    'FEATURES': ArraySpec((OBS,), np.float32),
+    'ACTION_MASK': ArraySpec((A,), np.float32)})
+
+
+def _action_mask(rng, shape, actions=None):
+  mask = (rng.random(shape + (A,)) < 0.5).astype(np.float32)
+  mask[..., 0] = 1.  # at least one available action
+  if actions is not None:  # the actions taken were available
+    np.put_along_axis(mask, actions[..., None], 1., axis=-1)
+  return mask
+
+
+def test_act_never_picks_a_masked_action():
+  algo = impala.make(MASKED_SPEC, _config())
+  params = algo.init(jax.random.PRNGKey(0)).params
+  from marl_jax.networks import AgentInput  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(8)
+  rows = 64
+  mask = _action_mask(rng, (rows,))
+  x = AgentInput({'FEATURES': rng.normal(size=(rows, OBS)).astype(np.float32),
+                  'ACTION_MASK': mask},
+                 jnp.zeros(rows, jnp.int32), jnp.zeros(rows),
+                 jnp.zeros(rows, jnp.int32))
+  act = jax.jit(algo.act, static_argnums=4)
+  picked = np.zeros((rows, A))
+  for i in range(100):
+    a, extras, _ = act(params, x, (), jax.random.PRNGKey(i), False)
+    picked[np.arange(rows), np.asarray(a)] += 1
+  assert picked[mask == 0].sum() == 0
+  assert picked[mask > 0].min() > 0  # near-uniform: every available one
+  greedy, extras, _ = act(params, x, (), jax.random.PRNGKey(0), True)
+  assert np.all(mask[np.arange(rows), np.asarray(greedy)] > 0)
+  # The behaviour logits stored for the learner are the masked ones.
+  assert np.all(np.asarray(extras.logits)[mask == 0] < -1e8)
+
+
+def _masked_entropy(logits, mask):
+  """Entropy of the softmax over the available actions only, numpy."""
+  logits = np.asarray(logits, np.float64)
+  z = np.where(mask > 0, logits, -np.inf)
+  z = z - z.max(-1, keepdims=True)
+  p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+  return -np.sum(np.where(mask > 0, p * np.log(np.where(p > 0, p, 1.)), 0.),
+                 axis=-1)
+
+
+def test_learner_entropy_is_the_masked_softmax_entropy():
+  config = _config()
+  algo = impala.make(MASKED_SPEC, config)
+  state = algo.init(jax.random.PRNGKey(0))
+  rng = np.random.default_rng(9)
+  B, T = 4, 10
+  batch = random_batch(rng, (B,), T)
+  mask = _action_mask(rng, (B, T + 1), batch.action)
+  batch = batch._replace(observation={**batch.observation,
+                                      'ACTION_MASK': mask})
+  _, metrics = jax.jit(algo.update)(state, batch)
+  from marl_jax.algorithms import common  # pylint: disable=g-import-not-at-top
+  from marl_jax.networks import make_actor_critic  # pylint: disable=g-import-not-at-top
+  net = make_actor_critic(MASKED_SPEC, config.network)
+  (logits, _), _ = jax.jit(net.unroll)(
+      state.params, common.time_major_inputs(batch), batch.core_state)
+  logits = np.swapaxes(np.asarray(logits), 0, 1)  # [B, T+1, A]
+  valid = np.stack([common.valid_transitions(batch.step_type[b],
+                                             batch.mask[b]) for b in range(B)])
+  h = _masked_entropy(logits[:, :-1], mask[:, :-1])
+  np.testing.assert_allclose(metrics['entropy'],
+                             np.sum(valid * h) / valid.sum(), rtol=1e-5)
+  assert np.isfinite(metrics['loss'])
