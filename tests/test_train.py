@@ -174,9 +174,10 @@ def test_algorithm_config_errors_are_named_and_nothing_is_written(tmp_path):
             f'--exp_dir={tmp_path}/opre')
   assert_user_error(r, 'num_options')
   assert not os.path.exists(f'{tmp_path}/opre')
-  # Another algorithm's key on the default (IMPALA) config says what to do.
-  r = train('--algo=opre', '--config.num_options=4', f'--exp_dir={tmp_path}/x')
-  assert_user_error(r, 'num_options', '--config=configs/<algo>.py')
+  # Another algorithm's key (OPRE's, on IMPALA's config) says where keys live.
+  r = train('--algo=impala', '--config.num_options=4', f'--exp_dir={tmp_path}/x')
+  assert_user_error(r, 'num_options', 'configs/<algo>.py')
+  assert not os.path.exists(f'{tmp_path}/x')
 
 
 def test_anakin_run_resumes_in_anakin_only(tmp_path):
