@@ -63,8 +63,8 @@ def rllib_steps_per_second(secs: float) -> dict:
     def __init__(self, config=None):
       super().__init__()
       del config
-      self._env = overcooked._make(layout, horizon=400,  # pylint: disable=protected-access
-                                   observation='featurized')
+      self._env = overcooked.make(layout, horizon=400,
+                                  observation='featurized')
       spec = self._env.spec()
       self.agents = self.possible_agents = ['agent_0', 'agent_1']
       shape = spec.observation['FEATURES'].shape

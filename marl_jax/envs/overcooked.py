@@ -537,4 +537,3 @@ def make(layout: str, **kwargs) -> Overcooked:
   return Overcooked(layout=layout, **kwargs)
 
 
-_make = make  # (benchmarks/rllib_speed.py)
