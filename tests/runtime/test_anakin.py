@@ -65,6 +65,44 @@ class Guess(JaxEnvironment):
     return pick(reset_state, new), pick(reset_ts, ts)
 
 
+class FixedLength(JaxEnvironment):
+  """Every episode lasts exactly ``length`` env steps (reward 1 each); as in
+  Guess, the step taken on a LAST timestep only resets the game."""
+
+  def __init__(self, length: int):
+    self.length = length
+
+  def spec(self):
+    return EnvSpec(
+        num_agents=2,
+        observation={'FEATURES': ArraySpec((2,), np.float32),
+                     'GLOBAL': ArraySpec((2,), np.float32),
+                     'AGENT_ID': ArraySpec((2,), np.float32)},
+        num_actions=2, max_episode_steps=self.length, info_keys=())
+
+  def _ts(self, step_type, reward, t):
+    x = jnp.stack([t / self.length, 1.]).astype(jnp.float32)
+    obs = {'FEATURES': jnp.stack([x, x]), 'GLOBAL': jnp.stack([x, x]),
+           'AGENT_ID': jnp.eye(2, dtype=jnp.float32)}
+    return TimeStep(jnp.int32(step_type), jnp.full((2,), reward, jnp.float32),
+                    jnp.float32(1.), obs, {})
+
+  def reset(self, key):
+    del key
+    return jnp.int32(0), self._ts(StepType.FIRST, 0., jnp.int32(0))
+
+  def step(self, state, actions, key):
+    del actions, key
+    t1 = state + 1
+    ts = self._ts(jnp.where(t1 >= self.length, StepType.LAST, StepType.MID),
+                  1., t1)
+    was_last = state >= self.length
+    reset_state, reset_ts = self.reset(None)
+    pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(was_last, x, y),
+                                     a, b)
+    return pick(reset_state, t1), pick(reset_ts, ts)
+
+
 def _ippo_config(**overrides):
   c = mappo_configs.get_config('toy')
   c.algo = 'ippo'
@@ -194,6 +232,36 @@ def _chunk_rollout(iterations, T=8, M=4):
   chunks = [jax.tree.map(lambda x, i=i: x[i * M:(i + 1) * M], items)
             for i in range(iterations)]
   return algo, chunks, metrics
+
+
+@pytest.mark.parametrize('algo,rollout', [('ippo', None),
+                                          ('qmix', 'episodes'),
+                                          ('qmix', 'chunks')])
+def test_counted_env_steps_are_the_real_env_steps(algo, rollout):
+  """Episodes of exactly L steps, rolled out L + 1 steps per iteration (the
+  step on LAST only resets): every layout counts L env steps per episode, in
+  its metrics and in the member's env-step count that drives ``num_steps``,
+  the reward-shaping anneal and epsilon."""
+  L, M, iterations = 2, 4, 3
+  env = FixedLength(L)
+  if algo == 'ippo':
+    config = _ippo_config(sequence_length=L + 1, num_minibatches=1)
+  else:
+    config = _qmix_config(joint_rollout=rollout, max_episode_steps=L + 1)
+  config.num_envs_per_actor = M
+  anak = anakin.make_anakin(config, env,
+                            algorithms.make(algo, env.spec(), config))
+  state = jax.jit(anak.init)(jax.random.PRNGKey(0))
+  iteration = jax.jit(anak.iteration)
+  counted = episodes = 0
+  for _ in range(iterations):
+    state, metrics = iteration(state)
+    counted += float(np.sum(metrics['env_steps']))
+    episodes += float(np.sum(metrics['episodes']))
+    np.testing.assert_allclose(metrics['episode_return'], L)  # 1 per step
+  assert episodes == iterations * M
+  assert counted == episodes * L
+  np.testing.assert_array_equal(state.env_steps, iterations * M * L)
 
 
 def test_joint_chunks_run_on_through_resets():
@@ -524,7 +592,7 @@ def test_opre_sequences_and_updates_match_the_contract():
   from its stored core state (learning rate 0: params fixed) recomputes the
   behaviour logits exactly, across iterations and episode resets; the update
   returns finite per-member metrics."""
-  from marl_jax.algorithms import impala, opre  # pylint: disable=g-import-not-at-top
+  from marl_jax.algorithms import common, opre  # pylint: disable=g-import-not-at-top
   from marl_jax.networks.opre import make_opre_network  # pylint: disable=g-import-not-at-top
   env = Guess()
   spec = env.spec()
@@ -532,12 +600,15 @@ def test_opre_sequences_and_updates_match_the_contract():
   config = _opre_config(num_options=K, num_envs_per_actor=M, sequence_length=T,
                         population_size=P, learning_rate=0.0,
                         **{'network.lstm_size': lstm,
-                           'network.mlp_sizes': (16,)})
+                           'network.mlp_sizes': (16,),
+                           # Built directly below, where 'auto' (resolved
+                           # from the spec by algorithms.make) is not.
+                           'network.observation_key': 'FEATURES'})
   algo = algorithms.make('opre', spec, config)
   network = make_opre_network(spec, config.network, K, 'GLOBAL')
 
   def update(state, batch):
-    out, _ = network.unroll(state.params, impala.time_major_inputs(batch),
+    out, _ = network.unroll(state.params, common.time_major_inputs(batch),
                             batch.core_state)
     mixture = opre.mixture_log_probs(out.option_logits, out.prior_logits)
     posterior = network.posterior(state.params, batch.observation['GLOBAL'])
