@@ -165,6 +165,20 @@ def test_tarjan_finds_cycles_and_not_chains():
   assert sorted(map(tuple, components)) == [('a', 'b', 'c'), ('d',), ('e',)]
 
 
+def test_the_replay_node_and_the_program_import_what_the_design_says():
+  """The replay node (Reverb's server) imports the replay tables only, and
+  the program imports no launcher: launchers import it, never the reverse."""
+  graph = import_graph()
+  assert set(graph['marl_jax.replay.server']) <= {'marl_jax.replay.table'}
+  launchers = [m for m in graph if m.startswith('marl_jax.runtime.launchers')]
+  assert launchers
+  assert not set(graph['marl_jax.runtime.program']) & set(launchers)
+  for module, imported in graph.items():
+    if not module.startswith('marl_jax.runtime'):
+      assert not [m for m in imported if m.startswith('marl_jax.runtime')], (
+          f'{module} imports the runtime, the floor above it')
+
+
 def test_no_import_cycles_in_marl_jax():
   graph = import_graph()
   cycles = [c for c in strongly_connected_components(graph) if len(c) > 1]
