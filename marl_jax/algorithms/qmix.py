@@ -319,11 +319,19 @@ def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:
   if config.get('joint_rollout', 'episodes') not in JOINT_ROLLOUTS:
     raise ValueError(f'joint_rollout must be one of {", ".join(JOINT_ROLLOUTS)}'
                      f', got {config.joint_rollout!r}.')
+  # PyMARL2's replay ratio, as the anakin runtime runs it: updates_per_iteration
+  # updates of batch_size items for every num_envs_per_actor new items. The
+  # rate limiter holds the distributed learner (and the single launcher) to
+  # it too; an unthrottled learner replays each episode many more times and
+  # its Q-values can diverge (QMIX on pettingzoo/simple_spread did).
+  samples_per_insert = (config.batch_size *
+                        max(int(config.get('updates_per_iteration', 1)), 1) /
+                        max(int(config.num_envs_per_actor), 1))
   table = TableSpec(
       sampler='prioritized' if config.prioritized_replay else 'uniform',
       item=JOINT_ROLLOUTS[config.get('joint_rollout', 'episodes')],
       sequence_length=episode_limit, batch_size=config.batch_size,
-      max_size=config.replay_max_size,
+      max_size=config.replay_max_size, samples_per_insert=samples_per_insert,
       priority_exponent=config.priority_alpha,
       importance_exponent_start=config.priority_beta_start).validate()
   return Algorithm(name=variant, init=init, act=act,

@@ -44,9 +44,10 @@ class ReplayNode:
       config_dict: the run config (``population_size``, ``seed``).
       table_spec: the tables' ``TableSpec``, or ``table_spec(config_dict)``
         returning it.
-      evicting: queue tables drop their oldest item when full instead of
-        blocking the writer (the ``single`` launcher: one thread cannot wait
-        for itself), and are checkpointed (``get_state``).
+      evicting: no write ever waits (the ``single`` launcher: one thread
+        cannot wait for itself): queue tables drop their oldest item when
+        full, and sampled tables keep no samples-per-insert limiter (the
+        launcher keeps the spec's ratio by counting).
     """
     if callable(table_spec):
       table_spec = table_spec(config_dict)
@@ -54,8 +55,10 @@ class ReplayNode:
     self._population_size = int(config_dict['population_size'])
     self._evicting = evicting and table_spec.sampler == 'fifo'
     seed = int(config_dict['seed'])
+    built = (table_spec._replace(samples_per_insert=None, error_buffer=None)
+             if evicting and table_spec.sampler != 'fifo' else table_spec)
     self._tables = [
-        table_lib.make_table(table_spec, f'member_{m}', seed=seed + m,
+        table_lib.make_table(built, f'member_{m}', seed=seed + m,
                              evicting=evicting)
         for m in range(self._population_size)]
     self._sampling = 0  # samples currently waiting
@@ -159,9 +162,9 @@ class ReplayNode:
     return items, info
 
   def can_sample(self) -> bool:
-    """Whether every member's table holds enough to sample a batch."""
-    need = max(self.spec.batch_size, self.spec.min_size_to_sample)
-    return all(t.size() >= need for t in self._tables)
+    """Whether every member's table would give a batch now (its size and
+    rate limiter allow it)."""
+    return all(t.can_sample(self.spec.batch_size) for t in self._tables)
 
   def get_state(self) -> Dict[str, Any]:
     """The tables' contents, oldest first (the single launcher's resume:

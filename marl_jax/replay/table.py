@@ -447,6 +447,12 @@ class Table:
     with self._lock:
       return len(self._items)
 
+  def can_sample(self, batch_size: int) -> bool:
+    """Whether ``sample(batch_size)`` would return now without waiting (the
+    rate limiter and ``max_times_sampled`` allow it)."""
+    with self._lock:
+      return self._sample_allowed(batch_size)
+
   def items(self) -> List[Any]:
     """The items held, in insertion order (e.g. to checkpoint a queue)."""
     with self._lock:

@@ -155,12 +155,15 @@ def run(config, exp_dir: str, resume: bool = False,
   actors: List[ActorNode] = [objects[n.label]
                              for n in program.groups['actor']]
   evaluator: Optional[EvaluatorNode] = objects.get('evaluator')
-  # Queues are drained each round. A sampled (uniform/prioritized) table
-  # is sampled at anakin's ratio instead: updates_per_iteration updates for
-  # every num_envs_per_actor items a member's table receives.
-  sampled = replay.spec.sampler != 'fifo'
-  items_per_update = (config.num_envs_per_actor /
-                      max(int(config.get('updates_per_iteration', 1)), 1))
+  # Queues are drained each round. A sampled (uniform/prioritized) table gets
+  # batches at its TableSpec's samples_per_insert (QMIX: PyMARL2's ratio) or,
+  # without one, one batch per num_envs_per_actor items inserted. Credits
+  # keep the ratio here: this one thread cannot wait on a rate limiter, so
+  # the replay node builds the table without one (evicting=True).
+  credited = replay.spec.sampler != 'fifo'
+  items_per_update = (
+      replay.spec.batch_size / replay.spec.samples_per_insert
+      if replay.spec.samples_per_insert else float(config.num_envs_per_actor))
 
   runtime = learner_node.setup()  # restores the counter too
   learner = learner_node.learner
@@ -390,10 +393,10 @@ def run(config, exp_dir: str, resume: bool = False,
         inserts = replay.info()['inserts']
         for actor in actors:
           actor.step()
-        if sampled:
+        if credited:
           credit += ((replay.info()['inserts'] - inserts) /
                      config.population_size / items_per_update)
-        while replay.can_sample() and (not sampled or credit >= 1):
+        while replay.can_sample() and (not credited or credit >= 1):
           credit -= 1
           learner_node.step(replay.sample(timeout=0))
           version = learner_node.version
