@@ -280,7 +280,7 @@ def _scenarios_main():
 
   results, runs, played = [], {}, []
   for d, substrate, scenario_names in plan:
-    run = scenarios.load_run(d)
+    run = scenarios.scenario_run(d)
     runs[run.name] = dict(exp_dir=d, env=run.env, env_steps=run.env_steps)
     make_policy = scenarios.focal_policy_factory(run, _GREEDY.value,
                                                  _SEED.value)

@@ -1,7 +1,6 @@
 """Trained populations as policies of every agent slot of an environment.
 
-A run directory is loaded with ``marl_jax.run_dir.load_run`` (re-exported
-here for callers that still reach it as ``policies.load_run``); acting goes
+A run directory is loaded with ``marl_jax.run_dir.load_run``; acting goes
 through ``algorithms.acting``, the same path as the env loop's.
 """
 
@@ -14,7 +13,6 @@ import numpy as np
 
 from marl_jax.algorithms import acting
 from marl_jax.envs.base import Environment
-from marl_jax.run_dir import load_run  # pylint: disable=unused-import
 
 
 class PopulationPolicy:

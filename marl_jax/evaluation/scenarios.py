@@ -25,7 +25,7 @@ action does not depend on is given as zeros, so it cannot matter.
 
 Pure pieces (``resolve_scenarios``, ``play_scenario``, ``evaluate_run``,
 ``summarize``) take environments and policies from the caller; files are read
-in ``load_run`` and written in ``write_report`` only.
+in ``scenario_run`` and written in ``write_report`` only.
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def run_env(exp_dir: str) -> str:
   return str(config.env)
 
 
-def load_run(exp_dir: str, name: str = '') -> ScenarioRun:
+def scenario_run(exp_dir: str, name: str = '') -> ScenarioRun:
   """A run trained on a Melting Pot substrate, from its run directory alone
   (``run_dir.load_run``), checked for scenarios."""
   from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top

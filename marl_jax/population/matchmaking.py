@@ -16,7 +16,7 @@ run). Each returns the ``[num_agents]`` member ids for one new episode.
   * ``psro``: as ``fsp``, but snapshots are drawn by ``snapshot_weights``,
     the meta-strategy of PSRO (Lanctot et al., 2017) over the snapshots, so
     the learner trains a best response to that mixture. The weights come
-    from the runtime's PSRO loop (``runtime/single.py``); without them (as
+    from the runtime's PSRO loop (``runtime/launchers/single.py``); without them (as
     under the local and Ray launchers, which have no PSRO loop yet) this
     matchmaker refuses to run rather than silently fall back to self-play.
 """

@@ -2,7 +2,7 @@
 
 ``SnapshotPool`` keeps frozen copies of members' params; fictitious self-play
 samples partners only from snapshots that exist. ``meta_strategy`` is the
-meta-solver step of PSRO with learned policies (``runtime/single.py``,
+meta-solver step of PSRO with learned policies (``runtime/launchers/single.py``,
 ``matchmaking=psro``): the mixture over the policy set that partners are
 drawn from, from the set's payoff matrix. ``psro_matrix`` runs PSRO
 (Lanctot et al., 2017) on a two-player zero-sum matrix game where a policy is

@@ -496,10 +496,10 @@ def test_run_writes_logs_and_a_checkpoint(tmp_path):
   assert list(tests.test_episodes) == [8] * (len(tests) - 1) + [40]
   assert os.listdir(tmp_path / 'checkpoints')
   # evaluate.py loads an anakin run by its run dir, as any other.
-  from marl_jax.evaluation import policies  # pylint: disable=g-import-not-at-top
+  from marl_jax import run_dir  # pylint: disable=g-import-not-at-top
   from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
   (tmp_path / 'config.json').write_text(config_lib.to_json(config))
-  _, algorithm, params, meta = policies.load_run(str(tmp_path))
+  _, algorithm, params, meta = run_dir.load_run(str(tmp_path))
   assert algorithm.name == 'qmix'
   assert meta['learner_steps'] == result.learner_steps
   leaves = jax.tree.leaves(params)

@@ -254,7 +254,7 @@ def test_program_learns_the_toy_game_and_writes_a_loadable_run(tmp_path,
   """The same program (the same node classes) under every launcher."""
   if launcher == 'ray':
     pytest.importorskip('ray')
-  from marl_jax.evaluation import policies  # pylint: disable=g-import-not-at-top
+  from marl_jax import run_dir  # pylint: disable=g-import-not-at-top
   from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
   config = _toy_config(launcher, algo=algo)
   exp_dir = str(tmp_path / 'run')
@@ -270,7 +270,7 @@ def test_program_learns_the_toy_game_and_writes_a_loadable_run(tmp_path,
   assert result.member_returns[0] > _TOY_MIN_RETURN[algo]  # of 16; random ~1
   for name in ('learner.csv', 'actor.csv', 'evaluator.csv'):
     assert os.path.getsize(os.path.join(exp_dir, name)) > 0, name
-  _, algorithm, params, meta = policies.load_run(exp_dir)
+  _, algorithm, params, meta = run_dir.load_run(exp_dir)
   assert algorithm.name == algo
   assert meta['learner_steps'] == result.learner_steps
   assert meta['env_steps'] >= config.num_steps
