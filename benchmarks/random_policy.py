@@ -5,7 +5,8 @@ The environment is built as ``train.py --env=<env>`` builds it (the family's
 kwargs from configs/common.py, plus any ``--kwarg key=value``); every agent
 picks uniformly among its available actions (``ACTION_MASK`` where the env
 has one). Prints the mean and standard error over episodes of the per-agent
-mean return, and of the sparse return where the env reports one.
+mean return, and of every per-episode sum the env reports in its info (the
+sparse return on Overcooked, ``won`` on SMAX), as the actor logs them.
 
   python benchmarks/random_policy.py --env=jaxmarl/smax_3m --episodes=200
   python benchmarks/random_policy.py --env=overcooked/cramped_room
@@ -26,18 +27,18 @@ if _ROOT not in sys.path:
 
 
 def random_returns(env_name: str, episodes: int, seed: int = 0, **kwargs):
-  """``(returns, sparse_returns or None)``: per-episode means over agents."""
+  """``(returns, {info key: per-episode sums})``: means over agents."""
   from configs import common  # pylint: disable=g-import-not-at-top
   from marl_jax import envs  # pylint: disable=g-import-not-at-top
   env = envs.make(env_name, **{**common.env_kwargs_for(env_name), **kwargs})
   spec = env.spec()
   rng = np.random.default_rng(seed)
-  returns, sparse = [], []
+  returns, infos = [], {k: [] for k in spec.info_keys}
   try:
     for _ in range(episodes):
       ts = env.reset()
       total = np.zeros(spec.num_agents)
-      total_sparse = 0.
+      total_info = {k: 0. for k in spec.info_keys}
       while True:
         mask = ts.observation.get('ACTION_MASK')
         if mask is None:
@@ -46,16 +47,16 @@ def random_returns(env_name: str, episodes: int, seed: int = 0, **kwargs):
           actions = np.array([rng.choice(np.flatnonzero(m > 0)) for m in mask])
         ts = env.step(actions.astype(np.int32))
         total += np.asarray(ts.reward, np.float64)
-        if 'sparse_reward' in (ts.info or {}):
-          total_sparse += float(np.mean(ts.info['sparse_reward']))
+        for k in spec.info_keys:
+          total_info[k] += float(np.mean(ts.info[k]))
         if ts.last():
           break
       returns.append(total.mean())
-      sparse.append(total_sparse)
+      for k in spec.info_keys:
+        infos[k].append(total_info[k])
   finally:
     env.close()
-  has_sparse = 'sparse_reward' in spec.info_keys
-  return np.array(returns), (np.array(sparse) if has_sparse else None)
+  return np.array(returns), {k: np.array(v) for k, v in infos.items()}
 
 
 def main(argv=None) -> int:
@@ -70,13 +71,12 @@ def main(argv=None) -> int:
   for kv in args.kwarg:
     k, _, v = kv.partition('=')
     kwargs[k] = ast.literal_eval(v)
-  returns, sparse = random_returns(args.env, args.episodes, args.seed,
-                                   **kwargs)
+  returns, infos = random_returns(args.env, args.episodes, args.seed,
+                                  **kwargs)
   def fmt(x):
     return f'{x.mean():.3f} +- {x.std(ddof=1) / np.sqrt(len(x)):.3f}'
   print(f'{args.env}: random policy, {len(returns)} episodes: return '
-        f'{fmt(returns)}' + (f', sparse {fmt(sparse)}'
-                             if sparse is not None else ''))
+        f'{fmt(returns)}' + ''.join(f', {k} {fmt(v)}' for k, v in infos.items()))
   return 0
 
 

@@ -1,19 +1,3 @@
-"""IMPALA configs: ``--config=configs/impala.py:<preset>``.
-
-Presets:
-  overcooked  Overcooked-AI cramped_room, featurized observations, shaped
-              rewards annealed away; the default run of ``train.py`` (minutes on
-              2 CPU cores).
-  mpe         PettingZoo MPE ``simple_spread`` (3 agents), through the adapter.
-  jax         ``jax/meet``, a small JAX grid game (through the host adapter).
-  jaxmarl     JaxMARL's Overcooked cramped_room, lossless grid observations.
-  meltingpot  Melting Pot ``collaborative_cooking__cramped`` from pixels.
-  toy         ``toy/cue_coordination``, a tiny cooperative game for quick checks.
-
-Every field can be overridden from the command line, e.g.
-``--config.learning_rate=3e-4 --config.network.lstm_size=128``.
-"""
-
 """IMPALA configs: ``--config=configs/impala.py:<preset or env>``.
 
 Without a preset, ``--config=configs/impala.py:<env>`` (what ``train.py
