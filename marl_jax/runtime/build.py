@@ -32,11 +32,10 @@ class Prepared(NamedTuple):
 
 
 def _make_env(config, runtime: str):
+  """The env the runtime builds: functional under anakin, host-side else."""
   if runtime == 'anakin':
-    from marl_jax.envs import wrappers  # pylint: disable=g-import-not-at-top
-    return wrappers.make_jax_wrapped(
-        config.env, tuple(config.get('env_wrappers', ()) or ()),
-        **config_lib.env_kwargs(config))
+    from marl_jax.runtime import anakin  # pylint: disable=g-import-not-at-top
+    return anakin.make_env(config)
   return config_lib.make_env(config)
 
 
