@@ -50,7 +50,9 @@ class TableSpec(NamedTuple):
       batch).
     samples_per_insert: Reverb's SampleToInsertRatio limiter for uniform and
       prioritized tables (None: no ratio, sample as fast as the learner goes).
-    error_buffer: the ratio limiter's slack (None: one batch's worth).
+    error_buffer: the ratio limiter's slack (None: one batch's worth, or
+      Acme's 10% of the samples owed for ``min_size_to_sample`` items if
+      that is more).
     priority_exponent: alpha of prioritized sampling, ``P(i) ~ p_i ** alpha``.
     importance_exponent_start: beta of the importance weights at the run's
       start, annealed linearly to 1 at its end (Schaul et al. 2016); 1: full
@@ -132,15 +134,21 @@ def make_table(spec: TableSpec, name: str, seed: int = 0,
                                   seed=seed)
     return Table.queue(name, spec.max_size, seed=seed)
   min_size = spec.min_size_to_sample or spec.batch_size
+  error_buffer = spec.error_buffer
+  if spec.samples_per_insert and error_buffer is None:
+    # A whole batch must fit in the limiter's range (Acme's 10% of the
+    # samples owed for min_size_to_sample items can be narrower).
+    error_buffer = max(float(spec.batch_size), float(spec.samples_per_insert),
+                       0.1 * spec.samples_per_insert * min_size)
   if spec.sampler == 'uniform':
     return Table.uniform(name, spec.max_size, min_size_to_sample=min_size,
                          samples_per_insert=spec.samples_per_insert,
-                         error_buffer=spec.error_buffer, seed=seed)
+                         error_buffer=error_buffer, seed=seed)
   return Table.prioritized(name, spec.max_size,
                            priority_exponent=spec.priority_exponent,
                            min_size_to_sample=min_size,
                            samples_per_insert=spec.samples_per_insert,
-                           error_buffer=spec.error_buffer, seed=seed)
+                           error_buffer=error_buffer, seed=seed)
 
 
 def stack(items: Sequence[Any]) -> Any:

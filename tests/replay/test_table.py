@@ -294,3 +294,17 @@ def test_bad_arguments_raise_clear_errors():
                     samples_per_insert=1.0)  # default error_buffer: 1
   with pytest.raises(ValueError, match='error_buffer'):
     r.sample(32)
+
+
+def test_a_table_spec_with_a_ratio_samples_a_whole_batch():
+  """make_table's default error_buffer fits a batch: Acme's 10% of the
+  samples owed for min_size_to_sample items (6.4 here) would not fit 32."""
+  from marl_jax.replay.table import TableSpec, make_table  # pylint: disable=g-import-not-at-top
+  spec = TableSpec(sampler='uniform', item='episode', sequence_length=5,
+                   batch_size=32, max_size=100, samples_per_insert=2.)
+  table = make_table(spec, 'ratio')
+  for i in range(32):
+    table.insert(i, timeout=1.)
+  assert table.can_sample(32)
+  assert len(table.sample(32, timeout=1.).keys) == 32
+  assert not table.can_sample(32)  # the ratio now owes inserts first
