@@ -143,7 +143,7 @@ def _main(argv):
   from marl_jax.evaluation import scripted
   from marl_jax.evaluation import videos
   from marl_jax.population import payoff as payoff_lib
-  from marl_jax.utils import config as config_lib
+  from marl_jax import algorithms
   # pylint: enable=g-import-not-at-top
   scripted_specs = {d for d in _HELDOUT.value if scripted.parse(d)}
   bot_specs = [d for d in _HELDOUT.value if meltingpot_bots.parse(d)]
@@ -173,7 +173,7 @@ def _main(argv):
   bot_names = {d: meltingpot_bots.resolve(d, env_name) for d in bot_specs}
   for d, names in bot_names.items():
     meltingpot_bots.check_installed(names, d)
-  env = config_lib.make_env(focal[0].config, env_name)
+  env = algorithms.make_env(focal[0].config, env_name)
   # Scripted partners and bots are built with the environment they play in.
   heldout = []
   for k, d in enumerate(_HELDOUT.value):
@@ -210,7 +210,7 @@ def _main(argv):
   if _VIDEOS.value:
     # Extra episodes after every measured one, in another copy of the env,
     # reseeded; then the report again, listing them.
-    video_env = config_lib.make_env(focal[0].config, env_name)
+    video_env = algorithms.make_env(focal[0].config, env_name)
     seed = _SEED.value + videos.SEED_OFFSET
     video_runs = {name: report.for_env(r, video_env, seed + k)
                   for k, (name, r) in enumerate(runs.items())}

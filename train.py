@@ -30,6 +30,13 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _DEFAULT_ALGO = 'impala'
 
 
+def _config_files() -> list:
+  """The algorithms with a config file, ``configs/<algo>.py``."""
+  return sorted(f[:-3] for f in os.listdir(os.path.join(_HERE, 'configs'))
+                if f.endswith('.py') and not f.startswith('_') and
+                f != 'common.py')
+
+
 def _peek_flag(argv, name: str):
   """The value of ``--name=value`` / ``--name value`` in ``argv`` (last wins),
   read before absl parses flags: which config file to load depends on it."""
@@ -68,11 +75,9 @@ def _config_spec(argv) -> str:
   algo = algo or _DEFAULT_ALGO
   path = os.path.join(_HERE, 'configs', f'{algo}.py')
   if not os.path.exists(path):
-    known = sorted(f[:-3] for f in os.listdir(os.path.join(_HERE, 'configs'))
-                   if f.endswith('.py') and not f.startswith('_') and
-                   f != 'common.py')
     _exit_with(f'Unknown algorithm {algo!r} (--algo): there is no '
-               f'configs/{algo}.py. Valid algorithms: {", ".join(known)}.')
+               f'configs/{algo}.py. Valid algorithms: '
+               f'{", ".join(_config_files())}.')
   return f'{path}:{env}@{runtime}' if env else path
 
 
@@ -114,7 +119,8 @@ except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
   _exit_with(_flag_error(e))
 _ENV = flags.DEFINE_string('env', None, 'Environment, e.g. overcooked/cramped_room.')
 _ALGO = flags.DEFINE_string(
-    'algo', None, 'Algorithm: impala, opre, mappo, ippo, qmix, vdn.')
+    'algo', None, f'Algorithm: {", ".join(_config_files())} (default '
+    f'{_DEFAULT_ALGO}).')
 _POPULATION_SIZE = flags.DEFINE_integer('population_size', None,
                                         'Number of population members.')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Total environment steps.')

@@ -63,9 +63,9 @@ def program_config(env: str = 'overcooked/cramped_room', num_actors: int = 2):
 def _raw_worker(config_dict, secs, out):
   import ml_collections
   import numpy as np
-  from marl_jax.utils import config as config_lib
+  from marl_jax import algorithms
   config = ml_collections.ConfigDict(config_dict)
-  env = config_lib.make_env(config)
+  env = algorithms.make_env(config)
   spec = env.spec()
   rng = np.random.default_rng(os.getpid())
   actions = rng.integers(0, spec.num_actions, size=(4096, spec.num_agents))

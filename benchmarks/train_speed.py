@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top
 from configs import impala as impala_configs
+from marl_jax import algorithms
 from marl_jax.runtime.launchers import single
-from marl_jax.utils import config as config_lib
 import numpy as np
 # pylint: enable=g-import-not-at-top
 
@@ -39,7 +39,7 @@ _REPEATS = flags.DEFINE_integer('repeats', 3, 'Runs of each; the median counts.'
 
 
 def raw_steps_per_second(config, num_steps: int, seed: int) -> float:
-  env = config_lib.make_env(config)
+  env = algorithms.make_env(config)
   spec = env.spec()
   rng = np.random.default_rng(seed)
   actions = rng.integers(0, spec.num_actions, size=(num_steps, spec.num_agents))

@@ -76,7 +76,7 @@ def load_run(exp_dir: str, step: Optional[int] = None) -> Run:
       checkpoint (the message names the file).
   """
   config = read_config(exp_dir)
-  env = config_lib.make_env(config)
+  env = algorithms.make_env(config)
   try:
     spec = env.spec()
   finally:

@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 
 from configs import common
+from marl_jax import algorithms
 from marl_jax.types import ArraySpec
 from marl_jax.utils import config as config_lib
 
@@ -81,9 +83,9 @@ def test_a_global_state_wrapper_only_where_the_algorithm_reads_global(
       'overcooked/cramped_room@distributed')
   without = _spec(FEATURES=((96,), np.float32))
   with_global = dict(without, GLOBAL=ArraySpec((192,), np.float32))
-  out = config_lib.with_global_state(c, without)
+  out = algorithms.with_global_state(c, without)
   assert ('global_state' in out.env_wrappers) == needs
-  assert 'global_state' not in config_lib.with_global_state(
+  assert 'global_state' not in algorithms.with_global_state(
       c, with_global).env_wrappers
   assert out is c or out.env_wrappers[:len(c.env_wrappers)] == c.env_wrappers
 
@@ -139,3 +141,45 @@ def test_exp_dir_that_is_a_file_is_one_line(tmp_path):
   assert len(errors) == 1 and 'is a file' in errors[0], proc.stderr[-2000:]
   assert 'Traceback' not in proc.stderr
   assert path.read_text() == 'not a directory'
+
+
+def test_algorithms_are_found_by_their_module_and_config_file(tmp_path,
+                                                             monkeypatch):
+  """Registering an algorithm is one module in marl_jax/algorithms (NAMES,
+  GLOBAL_STATE_KEYS, make) and one configs/<name>.py: the registry finds the
+  module, and every registered name has its config file and the other way
+  round."""
+  configs_dir = os.path.join(_ROOT, 'configs')
+  files = sorted(f[:-3] for f in os.listdir(configs_dir)
+                 if f.endswith('.py') and f not in ('__init__.py', 'common.py'))
+  assert algorithms.names() == tuple(files)
+  assert algorithms.ALGORITHMS == algorithms.names()
+  # A new module on the package's path registers itself, and what it
+  # declares about a global state is honoured.
+  (tmp_path / 'my_new_algo.py').write_text(
+      'NAMES = ("my_algo", "my_algo_lite")\n'
+      'GLOBAL_STATE_KEYS = {"my_algo": "my_state_key"}\n'
+      'def make(env_spec, config, variant):\n'
+      '  return ("built", variant, config.my_state_key)\n')
+  monkeypatch.setattr(algorithms, '__path__',
+                      list(algorithms.__path__) + [str(tmp_path)])
+  algorithms._registry.cache_clear()  # pylint: disable=protected-access
+  try:
+    assert {'my_algo', 'my_algo_lite'} <= set(algorithms.names())
+    c = importlib.import_module('configs.impala').get_config(
+        'overcooked/cramped_room@distributed')
+    c.algo, c.my_state_key = 'my_algo', 'GLOBAL'
+    without = _spec(FEATURES=((96,), np.float32))
+    assert algorithms.global_state_key(c) == 'GLOBAL'
+    assert 'global_state' in algorithms.with_global_state(
+        c, without).env_wrappers
+    spec = types.SimpleNamespace(observation=without)
+    assert algorithms.make('my_algo', spec, c) == ('built', 'my_algo',
+                                                   'GLOBAL')
+    c.algo = 'my_algo_lite'
+    assert algorithms.global_state_key(c) is None
+    with pytest.raises(algorithms.UnknownAlgorithmError,
+                       match='Valid algorithms: .*my_algo'):
+      algorithms.make('my_algx', spec, c)
+  finally:
+    algorithms._registry.cache_clear()  # pylint: disable=protected-access

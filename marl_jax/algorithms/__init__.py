@@ -41,31 +41,105 @@ def _load_rlax_without_tensorflow() -> None:
 _load_rlax_without_tensorflow()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from marl_jax.algorithms.base import ActorExtras, Algorithm, LearnerState
+import functools
+import pkgutil
+from typing import Dict, Optional
 
-ALGORITHMS = ('impala', 'opre', 'mappo', 'ippo', 'qmix', 'vdn')
-# Registry name -> module, where they differ (variants of one algorithm).
-_MODULES = {'ippo': 'mappo', 'vdn': 'qmix'}
+from marl_jax.algorithms.base import ActorExtras, Algorithm, LearnerState
 
 
 class UnknownAlgorithmError(ValueError):
   """An algorithm name that is not registered."""
 
 
+@functools.cache
+def _registry() -> Dict[str, str]:
+  """Algorithm name -> the module of this package that builds it.
+
+  Every module that lists ``NAMES`` registers them: a new algorithm is one
+  module here (with ``NAMES``, ``GLOBAL_STATE_KEYS`` and ``make``) and one
+  ``configs/<name>.py``, and nothing else is edited.
+  """
+  registry: Dict[str, str] = {}
+  for info in pkgutil.iter_modules(__path__):
+    if info.name.startswith('_'):
+      continue
+    module = importlib.import_module(f'{__name__}.{info.name}')
+    for name in getattr(module, 'NAMES', ()):
+      if name in registry:
+        raise RuntimeError(f'Algorithm {name!r} is registered by both '
+                           f'{registry[name]} and {info.name}.')
+      registry[name] = info.name
+  return dict(sorted(registry.items()))
+
+
+def names() -> tuple:
+  """The registered algorithm names, sorted."""
+  return tuple(_registry())
+
+
+def __getattr__(attr):
+  if attr == 'ALGORITHMS':  # The registered names (computed on first use).
+    return names()
+  raise AttributeError(f'module {__name__!r} has no attribute {attr!r}')
+
+
+def _module(name: str):
+  registry = _registry()
+  if name not in registry:
+    raise UnknownAlgorithmError(
+        f'Unknown algorithm {name!r}. Valid algorithms: '
+        f'{", ".join(registry)}.')
+  return importlib.import_module(f'{__name__}.{registry[name]}')
+
+
+def global_state_key(config) -> Optional[str]:
+  """The observation ``config``'s algorithm reads as its privileged global
+  state (MAPPO's critic, QMIX's mixer, OPRE's posterior), or None."""
+  key = getattr(_module(config.algo), 'GLOBAL_STATE_KEYS', {}).get(
+      config.algo)
+  return config.get(key) if key else None
+
+
+def with_global_state(config, observation_spec):
+  """``config`` with the ``global_state`` wrapper added (a copy) when its
+  algorithm reads a ``GLOBAL`` the environment lacks; else ``config``."""
+  import ml_collections
+  key = global_state_key(config)
+  wrappers = tuple(config.get('env_wrappers', ()) or ())
+  if (key != 'GLOBAL' or key in observation_spec or
+      'global_state' in wrappers):
+    return config
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.env_wrappers = wrappers + ('global_state',)
+  return config
+
+
+def make_env(config, name: Optional[str] = None):
+  """The environment ``config``'s algorithm runs on: ``env`` (or ``name``),
+  ``env_kwargs``, ``env_wrappers``, and the ``global_state`` wrapper when the
+  algorithm reads a ``GLOBAL`` the environment has none of."""
+  from marl_jax.envs import wrappers
+  from marl_jax.utils import config as config_lib
+  names_ = tuple(config.get('env_wrappers', ()) or ())
+  env = wrappers.make_wrapped(name or config.env, names_,
+                              **config_lib.env_kwargs(config))
+  if with_global_state(config, env.spec().observation) is not config:
+    env = wrappers.GlobalState(env)
+  return env
+
+
 def make(name: str, env_spec, config) -> Algorithm:
   """Builds algorithm ``name`` for ``env_spec`` from ``config``."""
-  if name not in ALGORITHMS:
-    raise UnknownAlgorithmError(
-        f'Unknown algorithm {name!r}. Valid algorithms: {", ".join(ALGORITHMS)}.')
-  from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
+  module = _module(name)
+  from marl_jax.utils import config as config_lib
   # What the config leaves to the env spec ('auto' observation key).
   config = config_lib.derive_from_spec(config, env_spec)
-  module = importlib.import_module(
-      f'marl_jax.algorithms.{_MODULES.get(name, name)}')
-  if name in _MODULES:
+  if len(module.NAMES) > 1:
     return module.make(env_spec, config, variant=name)
   return module.make(env_spec, config)
 
 
 __all__ = ['ALGORITHMS', 'ActorExtras', 'Algorithm', 'LearnerState',
-           'UnknownAlgorithmError', 'make']
+           'UnknownAlgorithmError', 'global_state_key', 'make', 'make_env',
+           'names', 'with_global_state']

@@ -171,6 +171,13 @@ def popart_update(state: rlax.PopArtState, targets: jax.Array,
                       rlax.PopArtState(shift, scale, second_moment))
 
 
+# The names ``algorithms.make`` builds with this module (more than one:
+# ``make`` takes the name as ``variant``), and per name the config key that
+# names the privileged observation it reads (a GLOBAL the env may lack).
+NAMES = ('impala',)
+GLOBAL_STATE_KEYS = {}
+
+
 def make(env_spec: EnvSpec, config) -> Algorithm:
   """Builds IMPALA for ``env_spec`` from an ml_collections ``config``."""
   network = make_actor_critic(env_spec, config.network)

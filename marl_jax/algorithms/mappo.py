@@ -200,6 +200,13 @@ def value_norm_update(state: ValueNormState, x: jax.Array, weights: jax.Array,
                         upd(state.debias, 1.))
 
 
+# The names ``algorithms.make`` builds with this module (more than one:
+# ``make`` takes the name as ``variant``), and per name the config key that
+# names the privileged observation it reads (a GLOBAL the env may lack).
+NAMES = ('mappo', 'ippo')
+GLOBAL_STATE_KEYS = {'mappo': 'critic_observation_key'}
+
+
 def make(env_spec: EnvSpec, config, variant: str = 'mappo') -> Algorithm:
   """Builds MAPPO (``variant='mappo'``) or IPPO from an ml_collections config."""
   if variant not in ('mappo', 'ippo'):

@@ -79,6 +79,13 @@ def mask_option_logits(option_logits: jax.Array, observation) -> jax.Array:
   return common.mask_logits(option_logits, {common.ACTION_MASK: mask})
 
 
+# The names ``algorithms.make`` builds with this module (more than one:
+# ``make`` takes the name as ``variant``), and per name the config key that
+# names the privileged observation it reads (a GLOBAL the env may lack).
+NAMES = ('opre',)
+GLOBAL_STATE_KEYS = {'opre': 'opre_global_key'}
+
+
 def make(env_spec: EnvSpec, config) -> Algorithm:
   """Builds OPRE for ``env_spec`` from an ml_collections ``config``."""
   if config.popart:

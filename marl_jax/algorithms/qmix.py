@@ -153,6 +153,13 @@ def reward_stats_update(stats: RewardStats, x, w) -> RewardStats:
   return RewardStats(n, mean, m2)
 
 
+# The names ``algorithms.make`` builds with this module (more than one:
+# ``make`` takes the name as ``variant``), and per name the config key that
+# names the privileged observation it reads (a GLOBAL the env may lack).
+NAMES = ('qmix', 'vdn')
+GLOBAL_STATE_KEYS = {'qmix': 'global_state_key'}
+
+
 def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:
   """Builds QMIX (``variant='qmix'``) or VDN from an ml_collections config."""
   if variant not in ('qmix', 'vdn'):

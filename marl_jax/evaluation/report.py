@@ -16,12 +16,12 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from marl_jax import algorithms
 from marl_jax import run_dir
 from marl_jax.evaluation import crossplay, elo, files, meltingpot_bots
 from marl_jax.evaluation import policies
 from marl_jax.evaluation import scripted, videos as videos_lib
 from marl_jax.population import payoff as payoff_lib
-from marl_jax.utils import config as config_lib
 
 
 class LoadedRun(NamedTuple):
@@ -35,7 +35,7 @@ class LoadedRun(NamedTuple):
 
 def load(exp_dir: str, greedy: bool, seed: int, name: str = '') -> LoadedRun:
   config, algorithm, params, meta = run_dir.load_run(exp_dir)
-  env = config_lib.make_env(config)
+  env = algorithms.make_env(config)
   n = env.spec().num_agents
   env.close()
   return LoadedRun(

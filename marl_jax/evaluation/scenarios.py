@@ -37,6 +37,7 @@ from typing import (Callable, Dict, FrozenSet, List, Mapping, NamedTuple,
 
 import numpy as np
 
+from marl_jax import algorithms
 from marl_jax import run_dir
 from marl_jax.envs import meltingpot
 from marl_jax.envs.base import Environment
@@ -270,7 +271,6 @@ def run_env(exp_dir: str) -> str:
 def scenario_run(exp_dir: str, name: str = '') -> ScenarioRun:
   """A run trained on a Melting Pot substrate, from its run directory alone
   (``run_dir.load_run``), checked for scenarios."""
-  from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
   name = name or os.path.basename(os.path.normpath(exp_dir))
   substrate = substrate_of_env(run_env(exp_dir), exp_dir)
   try:
@@ -283,7 +283,7 @@ def scenario_run(exp_dir: str, name: str = '') -> ScenarioRun:
         f'{exp_dir} was trained with env_wrappers {", ".join(wrappers)}, '
         'which scenarios do not give; only runs without env wrappers can be '
         'evaluated on Melting Pot scenarios.')
-  env = config_lib.make_env(config)
+  env = algorithms.make_env(config)
   try:
     spec = env.spec()
   finally:

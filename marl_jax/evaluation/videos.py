@@ -19,10 +19,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from marl_jax import algorithms
 from marl_jax import run_dir
 from marl_jax.evaluation import crossplay
 from marl_jax.evaluation import policies
-from marl_jax.utils import config as config_lib
 from marl_jax.utils import video
 
 
@@ -34,7 +34,7 @@ def record_population(config, exp_dir: str, num_episodes: int | None = None,
   the paths.
   """
   _, algorithm, params, meta = run_dir.load_run(exp_dir)
-  env = config_lib.make_env(config)
+  env = algorithms.make_env(config)
   n = env.spec().num_agents
   policy = policies.PopulationPolicy(algorithm, params, n, greedy=False,
                                      seed=seed)

@@ -38,7 +38,6 @@ from marl_jax.networks import AgentInput
 from marl_jax.population import matchmaking
 from marl_jax.runtime import node_process
 from marl_jax.types import EpisodeBatch, TimeStep, Trajectory
-from marl_jax.utils import config as config_lib
 
 Writer = Callable[[int, Trajectory], None]
 
@@ -401,7 +400,7 @@ class ActorNode:
     from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
 
     config = self._config
-    self._envs = [config_lib.make_env(config)
+    self._envs = [algorithms.make_env(config)
                   for _ in range(config.num_envs_per_actor)]
     try:
       spec = self._envs[0].spec()

@@ -36,7 +36,7 @@ def _make_env(config, runtime: str):
   if runtime == 'anakin':
     from marl_jax.runtime import anakin  # pylint: disable=g-import-not-at-top
     return anakin.make_env(config)
-  return config_lib.make_env(config)
+  return algorithms.make_env(config)
 
 
 def prepare(config, runtime: str = 'distributed') -> Prepared:
@@ -77,8 +77,8 @@ def prepare(config, runtime: str = 'distributed') -> Prepared:
       env.close()
   # What the env spec decides: a GLOBAL where the algorithm needs one (the
   # host env above already has the wrapper; the JAX envs all have GLOBAL).
-  config = config_lib.with_global_state(config, spec.observation)
-  global_key = config_lib.global_key(config)
+  config = algorithms.with_global_state(config, spec.observation)
+  global_key = algorithms.global_state_key(config)
   if global_key and global_key not in spec.observation:
     if runtime == 'anakin':
       raise UnsupportedError(

@@ -17,7 +17,6 @@ import ml_collections
 import numpy as np
 
 from marl_jax.runtime import node_process
-from marl_jax.utils import config as config_lib
 
 # How long ``run()`` waits for new params before looking again.
 _POLL_S = 0.5
@@ -43,7 +42,7 @@ class EvaluatorNode:
     from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
     from marl_jax.utils.logging import MetricLogger  # pylint: disable=g-import-not-at-top
     config = self._config
-    self._env = config_lib.make_env(config)
+    self._env = algorithms.make_env(config)
     self._spec = self._env.spec()
     self._algorithm = algorithms.make(config.algo, self._spec, config)
     self._every = int(config.eval_every_updates)

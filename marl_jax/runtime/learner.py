@@ -124,7 +124,7 @@ def spec_and_algorithm(config):
   """The env spec of ``config`` (from a copy built and closed here) and the
   algorithm built for it."""
   from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
-  env = config_lib.make_env(config)
+  env = algorithms.make_env(config)
   spec = env.spec()
   env.close()
   return spec, algorithms.make(config.algo, spec, config)

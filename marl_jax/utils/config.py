@@ -65,21 +65,10 @@ def env_kwargs(config) -> dict[str, Any]:
   return dict(config.env_kwargs.to_dict()) if config.env_kwargs else {}
 
 
-# The config key naming the privileged observation an algorithm reads, for
-# algorithms that need one (MAPPO's critic, QMIX's mixer, OPRE's posterior).
-# ``ippo`` and ``vdn`` have the key but do not read it.
-_GLOBAL_KEYS = {'mappo': 'critic_observation_key', 'qmix': 'global_state_key',
-                'opre': 'opre_global_key'}
 # Observations that are never the network's main input.
 _NOT_INPUTS = ('GLOBAL', 'ACTION_MASK', 'AGENT_ID')
 # Which observation ``network.observation_key='auto'`` picks, in order.
 _INPUT_ORDER = ('RGB', 'FEATURES', 'GRID')
-
-
-def global_key(config) -> str | None:
-  """The privileged observation ``config``'s algorithm reads, if any."""
-  key = _GLOBAL_KEYS.get(config.get('algo'))
-  return config.get(key) if key else None
 
 
 def choose_observation_key(observation_spec) -> str:
@@ -110,27 +99,3 @@ def derive_from_spec(config, env_spec) -> ml_collections.ConfigDict:
   return config
 
 
-def with_global_state(config, observation_spec) -> ml_collections.ConfigDict:
-  """``config`` with the ``global_state`` wrapper added (a copy) when its
-  algorithm reads a ``GLOBAL`` the environment lacks; else ``config``."""
-  key = global_key(config)
-  wrappers = tuple(config.get('env_wrappers', ()) or ())
-  if (key != 'GLOBAL' or key in observation_spec or
-      'global_state' in wrappers):
-    return config
-  config = ml_collections.ConfigDict(config.to_dict())
-  config.env_wrappers = wrappers + ('global_state',)
-  return config
-
-
-def make_env(config, name: str | None = None):
-  """The environment of ``config``: ``env``, ``env_kwargs``, ``env_wrappers``;
-  with the ``global_state`` wrapper when the algorithm needs ``GLOBAL`` and
-  the environment has none (``with_global_state``)."""
-  from marl_jax.envs import wrappers  # pylint: disable=g-import-not-at-top
-  names = tuple(config.get('env_wrappers', ()) or ())
-  env = wrappers.make_wrapped(name or config.env, names, **env_kwargs(config))
-  full = with_global_state(config, env.spec().observation)
-  if full is not config:
-    env = wrappers.GlobalState(env)
-  return env

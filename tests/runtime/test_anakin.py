@@ -649,7 +649,6 @@ def test_opre_builds_on_jax_envs_from_the_preset_train_py_picks(env_name):
   and the env builds for both runtimes."""
   from configs import opre as opre_configs  # pylint: disable=g-import-not-at-top
   from marl_jax.envs import registry  # pylint: disable=g-import-not-at-top
-  from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
   if env_name not in registry.list_jax_envs():
     pytest.skip(f'{env_name} not available')
   config = opre_configs.get_config(f'{env_name}@anakin')
@@ -661,7 +660,7 @@ def test_opre_builds_on_jax_envs_from_the_preset_train_py_picks(env_name):
   state = jax.eval_shape(anak.init, jax.random.PRNGKey(0))
   _, metrics = jax.eval_shape(anak.iteration, state)
   assert metrics['kl_posterior_prior'].shape == (1,)
-  config_lib.make_env(config).close()  # the distributed runtime's env
+  algorithms.make_env(config).close()  # the distributed runtime's env
   config.env_wrappers = ('global_state',)
   with pytest.raises(ValueError, match="leave 'global_state' out"):
     anakin.make_env(config)

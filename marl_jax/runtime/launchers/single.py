@@ -44,6 +44,7 @@ from typing import Any, Dict, List, Optional
 import jax
 import numpy as np
 
+from marl_jax import algorithms
 from marl_jax.evaluation import crossplay
 from marl_jax.evaluation import policies as policies_lib
 from marl_jax.population import payoff as payoff_lib
@@ -287,7 +288,7 @@ def run(config, exp_dir: str, resume: bool = False,
     seed = int(np.random.default_rng([config.seed, 11, psro_state['iteration']])
                .integers(2**31 - 1))
     policy = policy_for(acting, seed)
-    env = config_lib.make_env(config)
+    env = algorithms.make_env(config)
     try:
       env.set_training_progress(env_steps())
       for slot, name in enumerate(slots):
@@ -334,7 +335,7 @@ def run(config, exp_dir: str, resume: bool = False,
     seed = int(np.random.default_rng([config.seed, 13, pbt_rounds[0]])
                .integers(2**31 - 1))
     policy = policy_for(params, seed)
-    env = config_lib.make_env(config)
+    env = algorithms.make_env(config)
     scores = np.zeros((population_size,))
     try:
       env.set_training_progress(env_steps())
