@@ -302,6 +302,10 @@ class JaxMarlEnvironment(functional.ConfigEquality, JaxEnvironment):
   def _reset(self, key):
     """``(state, JaxMARL's observations, TimeStep without observation)``."""
     obs, env_state = self._env.reset(key)
+    # Some JaxMARL envs return weakly typed leaves from reset (SMAX's
+    # enemy_policy_state) that step returns strongly typed: make them strong,
+    # or every jitted function of the state compiles twice (once per kind).
+    env_state = jax.tree.map(_strong, env_state)
     state = JaxMarlState(env_state=env_state, t=jnp.int32(0),
                          last=jnp.bool_(False),
                          shaping_weight=jnp.float32(
@@ -638,3 +642,7 @@ def make_host(name: str, seed: int = 0, **kwargs: Any):
   """``make("jaxmarl/<name>", seed=0, **kwargs)``: behind ``Environment``."""
   return functional.HostEnvironment(make_env(name, **kwargs), seed=seed)
 
+
+def _strong(x):
+  """``x`` with its dtype, never weakly typed."""
+  return jax.lax.convert_element_type(x, jnp.result_type(x))

@@ -71,8 +71,13 @@ def make_population_update(
 
 def init_population(algorithm: Algorithm, key: jax.Array,
                     population_size: int) -> LearnerState:
-  """Independent initial states for ``population_size`` members: ``[P, ...]``."""
-  return jax.vmap(algorithm.init)(jax.random.split(key, population_size))
+  """Independent initial states for ``population_size`` members: ``[P, ...]``.
+
+  Jitted: run eagerly, a network's init dispatches (and compiles) each of its
+  few hundred small ops on its own, seconds of start-up on a CPU.
+  """
+  return jax.jit(jax.vmap(algorithm.init))(
+      jax.random.split(key, population_size))
 
 
 class Learner:

@@ -52,6 +52,16 @@ def test_spec_matches_reset_and_two_steps(name):
                            jax.random.PRNGKey(0))
   jax_contract.check_timestep_against_spec(env.spec(), rollout, leading=(3,))
   assert rollout.step_type.dtype == jnp.int32
+  # The state step returns has reset's types exactly (weak types included),
+  # so jitted functions of it compile once (SMAX's reset was weakly typed).
+  state, _ = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
+  actions = jnp.zeros((env.spec().num_agents,), jnp.int32)
+  after, _ = jax.eval_shape(env.step, state, actions, jax.random.PRNGKey(1))
+  assert jax.tree.structure(state) == jax.tree.structure(after)
+  for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(state)[0],
+                          jax.tree.leaves(after)):
+    assert (a.shape, a.dtype, a.weak_type) == (b.shape, b.dtype, b.weak_type), (
+        jax.tree_util.keystr(path))
 
 
 @pytest.mark.parametrize('name,entry', [

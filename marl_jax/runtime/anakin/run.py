@@ -113,22 +113,23 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None,
   from marl_jax.utils.config import ConfigError  # pylint: disable=g-import-not-at-top
   env = make_env(config)
   algorithm = algorithms.make(config.algo, env.spec(), config)
-  try:  # Shape errors (e.g. indivisible minibatches) as one line, early.
-    anakin = make_anakin(config, env, algorithm)
-    jax.eval_shape(anakin.iteration,
-                   jax.eval_shape(anakin.init, jax.random.PRNGKey(0)))
-  except ValueError as e:
-    raise ConfigError(f'{config.algo} under the anakin runtime: {e}') from e
   chunk = max(1, int(config.log_every_updates))
   # Joint-episode iterations take fewer steps when episodes end early, so the
   # loop runs until num_steps rather than for a fixed number of iterations.
   total = np.inf if max_iterations is None else max_iterations
+  try:  # Shape errors (e.g. indivisible minibatches) as one line, early.
+    anakin = make_anakin(config, env, algorithm)
 
-  def run_chunk(state):
-    return jax.lax.scan(lambda s, _: anakin.iteration(s), state, None,
-                        length=chunk)
+    def run_chunk(state):
+      return jax.lax.scan(lambda s, _: anakin.iteration(s), state, None,
+                          length=chunk)
 
-  run_chunk = jax.jit(run_chunk, donate_argnums=0)
+    # Traced once, here (tracing a whole iteration takes seconds), and
+    # compiled for exactly the state init returns.
+    run_chunk = jax.jit(run_chunk, donate_argnums=0).lower(
+        jax.eval_shape(anakin.init, jax.random.PRNGKey(0))).compile()
+  except ValueError as e:
+    raise ConfigError(f'{config.algo} under the anakin runtime: {e}') from e
   # A resumed run takes its state from the checkpoint instead (below).
   state = None if resume else jax.jit(anakin.init)(jax.random.PRNGKey(config.seed))
   test_fn = jax.jit(anakin.test) if anakin.test is not None else None

@@ -201,7 +201,11 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
     return jax.vmap(member_test)(state, jax.random.split(key, P))
 
   def init(key) -> MemberState:
-    return jax.vmap(member_init)(jax.random.split(key, P))
+    state = jax.vmap(member_init)(jax.random.split(key, P))
+    # Strongly typed, as ``iteration`` returns it: a weakly typed leaf (from
+    # an env's reset, say) would make every jitted chunk compile twice.
+    return jax.tree.map(
+        lambda x: jax.lax.convert_element_type(x, jnp.result_type(x)), state)
 
   def iteration(state: MemberState):
     return jax.vmap(member_iteration)(state)
