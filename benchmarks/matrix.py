@@ -13,16 +13,22 @@ under the ``single`` launcher, or anakin. A cell is
   python benchmarks/matrix.py                  # the whole matrix, a table
   python benchmarks/matrix.py --algos=qmix --envs=pettingzoo/simple_spread
 
-``tests/test_matrix.py`` runs the same cells.
+Cells run one after the other in a fresh worker process (``--jobs`` for
+more). What a cell checks is whether it trains, not
+how fast, so workers compile with XLA's backend optimisation off
+(``--xla_backend_optimization_level=0``: the same programs, compiled in about
+half the time; ``--optimized`` keeps XLA's default). ``tests/test_matrix.py``
+runs the same cells the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
-import glob
 import importlib
 import math
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -34,7 +40,6 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
   sys.path.insert(0, _ROOT)
 
-ALGORITHMS = ('impala', 'opre', 'mappo', 'ippo', 'qmix', 'vdn')
 # One environment per registered family (and per JaxMARL family).
 ENVS = (
     'overcooked/cramped_room',
@@ -48,6 +53,7 @@ ENVS = (
     'jaxmarl/smax_3m',
 )
 JAX_FAMILIES = ('jax', 'jaxmarl')
+MIN_UPDATES = 2  # learner.csv rows (one per update, or per anakin iteration)
 RUNTIMES = ('distributed', 'anakin')
 
 
@@ -60,9 +66,13 @@ class Cell(NamedTuple):
   seconds: float
 
 
-def cells(algos=ALGORITHMS, env_names=ENVS, runtimes=RUNTIMES):
-  """The cells to run: anakin only for JAX-native envs (elsewhere it refuses
-  by nature; one such cell per algorithm shows the refusal)."""
+def cells(algos=None, env_names=ENVS, runtimes=RUNTIMES):
+  """The cells to run: every registered algorithm (or ``algos``), anakin
+  only for JAX-native envs (elsewhere it refuses by nature; one such cell per
+  algorithm shows the refusal)."""
+  if not algos:
+    from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
+    algos = algorithms.names()
   out = []
   for algo in algos:
     for env in env_names:
@@ -116,7 +126,7 @@ def config_for(algo: str, env: str, runtime: str):
     c.batch_size = 4
     c.replay_max_size = 8
     net.lstm_size = 0
-    c.num_steps = 400
+    c.num_steps = 48
   elif algo in ('mappo', 'ippo'):
     c.sequence_length = 8
     c.batch_size = 4
@@ -124,7 +134,7 @@ def config_for(algo: str, env: str, runtime: str):
     c.num_epochs = 1
     c.num_minibatches = 1
     net.core_size = 8
-    c.num_steps = 400
+    c.num_steps = 64
   else:  # qmix, vdn
     c.batch_size = 2
     c.replay_max_size = 8
@@ -155,6 +165,9 @@ def _finite_losses(exp_dir: str) -> Optional[str]:
     for k in losses:
       if row[k] not in ('', None) and not math.isfinite(float(row[k])):
         return f'{k} = {row[k]} at step {row.get("step")}'
+  if len(rows) < MIN_UPDATES:
+    return (f'{len(rows)} update(s) logged, fewer than {MIN_UPDATES} (the '
+            'second shows the state an update returns can be updated again)')
   return None
 
 
@@ -184,7 +197,64 @@ def run_cell(algo: str, env: str, runtime: str, workdir: str) -> Cell:
                 time.monotonic() - start)
   problem = _finite_losses(exp_dir)
   return Cell(algo, env, runtime, 'FAILED' if problem else 'ok',
-              problem or '', time.monotonic() - start)
+              problem or f'{_num_rows(exp_dir)} updates', time.monotonic() - start)
+
+
+def _num_rows(exp_dir: str) -> int:
+  with open(os.path.join(exp_dir, 'learner.csv')) as f:
+    return len(list(csv.DictReader(f)))
+
+
+FAST_COMPILE = '--xla_backend_optimization_level=0'
+
+
+def _init_worker(xla_flags: str):
+  # Before the worker imports jax (its first cell does).
+  os.environ['XLA_FLAGS'] = xla_flags
+  import logging  # pylint: disable=g-import-not-at-top
+  logging.disable(logging.WARNING)
+  sys.stdout = open(os.devnull, 'w')  # The runs' progress lines.
+
+
+def run_cells(cell_list, workdir: str, jobs: int = 1, optimized: bool = False,
+              timeout_s: float = 3600.) -> list:
+  """Runs ``cell_list`` in ``jobs`` fresh worker processes.
+
+  Workers take the next cell as they finish one, so long and short cells
+  balance. Returns the cells' results in ``cell_list``'s order; a cell whose
+  worker died, or that had not finished after ``timeout_s`` in all, is FAILED
+  with that as its detail.
+  """
+  flags = os.environ.get('XLA_FLAGS', '')
+  if not optimized and FAST_COMPILE not in flags:
+    flags = f'{flags} {FAST_COMPILE}'.strip()
+  pool = concurrent.futures.ProcessPoolExecutor(
+      max_workers=jobs, mp_context=multiprocessing.get_context('spawn'),
+      initializer=_init_worker, initargs=(flags,))
+  start = time.monotonic()
+  futures = [pool.submit(run_cell, *cell, workdir) for cell in cell_list]
+  results = []
+  try:
+    for cell, future in zip(cell_list, futures):
+      left = max(timeout_s - (time.monotonic() - start), 0.)
+      try:
+        results.append(future.result(timeout=left))
+      except concurrent.futures.TimeoutError:
+        results.append(Cell(*cell, 'FAILED',
+                            f'not finished after {timeout_s:.0f} s', 0.))
+      except Exception as e:  # pylint: disable=broad-except
+        results.append(Cell(*cell, 'FAILED',
+                            f'worker process failed: {type(e).__name__}: {e}',
+                            0.))
+  finally:
+    for future in futures:
+      future.cancel()
+    # A worker stuck in a cell is not waited for.
+    for process in list(getattr(pool, '_processes', {}).values()):
+      if process.is_alive() and any(not f.done() for f in futures):
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+  return results
 
 
 def table(results) -> str:
@@ -199,27 +269,32 @@ def table(results) -> str:
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--algos', default=','.join(ALGORITHMS))
+  parser.add_argument('--algos', default='',
+                      help='comma-separated (default: every registered one)')
   parser.add_argument('--envs', default=','.join(ENVS))
   parser.add_argument('--runtimes', default=','.join(RUNTIMES))
+  parser.add_argument('--jobs', type=int, default=1,
+                      help='worker processes (XLA compiles on every core: '
+                      'more than one rarely helps)')
+  parser.add_argument('--optimized', action='store_true',
+                      help="compile with XLA's default optimisation")
   args = parser.parse_args(argv)
-  import logging  # pylint: disable=g-import-not-at-top
-  logging.disable(logging.WARNING)
-  results = []
+  start = time.monotonic()
   with tempfile.TemporaryDirectory(prefix='marl_jax_matrix_') as workdir:
-    for algo, env, runtime in cells(args.algos.split(','),
-                                    args.envs.split(','),
-                                    args.runtimes.split(',')):
-      cell = run_cell(algo, env, runtime, workdir)
-      print(f'{algo:7s} {env:52s} {runtime:11s} {cell.status:8s} '
-            f'{cell.seconds:6.1f}s {cell.detail}', flush=True)
-      results.append(cell)
+    results = run_cells(cells([a for a in args.algos.split(',') if a],
+                              args.envs.split(','),
+                              args.runtimes.split(',')), workdir,
+                        jobs=args.jobs, optimized=args.optimized)
+  for cell in results:
+    print(f'{cell.algo:7s} {cell.env:52s} {cell.runtime:11s} '
+          f'{cell.status:8s} {cell.seconds:6.1f}s {cell.detail}')
   print()
   print(table(results))
   counts: Dict[str, int] = {}
   for c in results:
     counts[c.status] = counts.get(c.status, 0) + 1
-  print('\n' + ', '.join(f'{v} {k}' for k, v in sorted(counts.items())))
+  print('\n' + ', '.join(f'{v} {k}' for k, v in sorted(counts.items())) +
+        f' in {time.monotonic() - start:.0f} s')
   return 1 if counts.get('FAILED') else 0
 
 

@@ -2,7 +2,11 @@
 ``train.py --algo=A --env=E --runtime=R`` builds (benchmarks/matrix.py): a
 few updates with finite losses, or, where the runtime cannot run the cell by
 its nature (anakin on an environment that is not JAX-native), a one-line
-refusal that says so."""
+refusal that says so.
+
+The cells run once per session, in a worker process that
+compile without XLA's backend optimisation (the matrix checks that cells
+train, not how fast); each test then reports its own cell."""
 
 import os
 import sys
@@ -14,13 +18,23 @@ sys.path.insert(0, os.path.join(_ROOT, 'benchmarks'))
 
 import matrix  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+_CELLS = matrix.cells()
 
-@pytest.mark.parametrize('algo,env,runtime', matrix.cells())
-def test_cell_trains_or_is_refused_by_nature(algo, env, runtime, tmp_path):
-  cell = matrix.run_cell(algo, env, runtime, str(tmp_path))
+
+@pytest.fixture(scope='module')
+def results(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('matrix'))
+  done = matrix.run_cells(_CELLS, workdir, timeout_s=2400.)
+  return {(c.algo, c.env, c.runtime): c for c in done}
+
+
+@pytest.mark.parametrize('algo,env,runtime', _CELLS)
+def test_cell_trains_or_is_refused_by_nature(algo, env, runtime, results):
+  cell = results[(algo, env, runtime)]
   jax_native = env.split('/')[0] in matrix.JAX_FAMILIES
   if runtime == 'anakin' and not jax_native:
     assert cell.status == 'refused', cell
     assert 'JAX-native' in cell.detail and '\n' not in cell.detail
   else:
     assert cell.status == 'ok', cell
+    assert cell.detail.endswith('updates'), cell
