@@ -14,8 +14,8 @@ under the ``single`` launcher, or anakin. A cell is
   python benchmarks/matrix.py --algos=qmix --envs=pettingzoo/simple_spread
 
 Cells run one after the other in a fresh worker process (``--jobs`` for
-more). What a cell checks is whether it trains, not
-how fast, so workers compile with XLA's backend optimisation off
+more). What a cell checks is whether it trains, not how fast, so workers
+compile with XLA's backend optimisation off
 (``--xla_backend_optimization_level=0``: the same programs, compiled in about
 half the time; ``--optimized`` keeps XLA's default). ``tests/test_matrix.py``
 runs the same cells the same way.
@@ -40,7 +40,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
   sys.path.insert(0, _ROOT)
 
-# One environment per registered family (and per JaxMARL family).
+# One environment per built-in family (and per JaxMARL family: Overcooked, MPE,
+# SMAX); tests/test_matrix.py checks that none is missing.
 ENVS = (
     'overcooked/cramped_room',
     'toy/cue_coordination',

@@ -21,6 +21,17 @@ import matrix  # pylint: disable=g-import-not-at-top,wrong-import-position
 _CELLS = matrix.cells()
 
 
+def test_every_built_in_family_and_algorithm_has_cells():
+  from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
+  from marl_jax.envs import jaxmarl, registry  # pylint: disable=g-import-not-at-top
+  families = {env.split('/')[0] for env in matrix.ENVS}
+  assert families == set(registry.FAMILIES) | set(registry.JAX_FAMILIES)
+  jaxmarl_kinds = {env.split('/')[1].split('_')[0] for env in matrix.ENVS
+                   if env.startswith('jaxmarl/')}
+  assert jaxmarl_kinds == {n.split('_')[0] for n in jaxmarl.NAMES}
+  assert {algo for algo, _, _ in _CELLS} == set(algorithms.names())
+
+
 @pytest.fixture(scope='module')
 def results(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('matrix'))
