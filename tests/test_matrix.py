@@ -33,9 +33,13 @@ def test_every_built_in_family_and_algorithm_has_cells():
 
 
 @pytest.fixture(scope='module')
-def results(tmp_path_factory):
+def results(request, tmp_path_factory):
+  # The cells of the tests selected (all of them, unless -k picks some).
+  selected = [tuple(item.callspec.params[k] for k in ('algo', 'env', 'runtime'))
+              for item in request.session.items
+              if item.module is request.module and hasattr(item, 'callspec')]
   workdir = str(tmp_path_factory.mktemp('matrix'))
-  done = matrix.run_cells(_CELLS, workdir, timeout_s=2400.)
+  done = matrix.run_cells(selected, workdir, timeout_s=2400.)
   return {(c.algo, c.env, c.runtime): c for c in done}
 
 
