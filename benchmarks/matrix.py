@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Tuple
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
@@ -150,26 +150,28 @@ def config_for(algo: str, env: str, runtime: str):
   return c
 
 
-def _finite_losses(exp_dir: str) -> Optional[str]:
-  """None if learner.csv has rows and every loss column is finite, else why."""
+def _finite_losses(exp_dir: str) -> Tuple[Optional[str], int]:
+  """``(None, updates)`` if learner.csv has enough rows and every loss column
+  is finite, else ``(why, updates)``."""
   path = os.path.join(exp_dir, 'learner.csv')
   if not os.path.exists(path):
-    return 'no learner.csv written (no update ran)'
+    return 'no learner.csv written (no update ran)', 0
   with open(path) as f:
     rows = list(csv.DictReader(f))
   if not rows:
-    return 'learner.csv is empty (no update ran)'
+    return 'learner.csv is empty (no update ran)', 0
   losses = [k for k in rows[0] if 'loss' in k]
   if not losses:
-    return f'learner.csv has no loss column ({sorted(rows[0])})'
+    return f'learner.csv has no loss column ({sorted(rows[0])})', len(rows)
   for row in rows:
     for k in losses:
       if row[k] not in ('', None) and not math.isfinite(float(row[k])):
-        return f'{k} = {row[k]} at step {row.get("step")}'
+        return f'{k} = {row[k]} at step {row.get("step")}', len(rows)
   if len(rows) < MIN_UPDATES:
     return (f'{len(rows)} update(s) logged, fewer than {MIN_UPDATES} (the '
-            'second shows the state an update returns can be updated again)')
-  return None
+            'second shows the state an update returns can be updated again)'
+            ), len(rows)
+  return None, len(rows)
 
 
 def run_cell(algo: str, env: str, runtime: str, workdir: str) -> Cell:
@@ -196,14 +198,9 @@ def run_cell(algo: str, env: str, runtime: str, workdir: str) -> Cell:
     where = next((l.strip() for l in reversed(tb) if 'marl_jax' in l), '')
     return Cell(algo, env, runtime, 'FAILED', f'{detail} [{where}]',
                 time.monotonic() - start)
-  problem = _finite_losses(exp_dir)
+  problem, updates = _finite_losses(exp_dir)
   return Cell(algo, env, runtime, 'FAILED' if problem else 'ok',
-              problem or f'{_num_rows(exp_dir)} updates', time.monotonic() - start)
-
-
-def _num_rows(exp_dir: str) -> int:
-  with open(os.path.join(exp_dir, 'learner.csv')) as f:
-    return len(list(csv.DictReader(f)))
+              problem or f'{updates} updates', time.monotonic() - start)
 
 
 FAST_COMPILE = '--xla_backend_optimization_level=0'
