@@ -4,7 +4,7 @@ few updates with finite losses, or, where the runtime cannot run the cell by
 its nature (anakin on an environment that is not JAX-native), a one-line
 refusal that says so.
 
-The cells run once per session, in a worker process that
+The cells run once per session, in two worker processes that
 compile without XLA's backend optimisation (the matrix checks that cells
 train, not how fast); each test then reports its own cell."""
 
@@ -39,7 +39,10 @@ def results(request, tmp_path_factory):
               for item in request.session.items
               if item.module is request.module and hasattr(item, 'callspec')]
   workdir = str(tmp_path_factory.mktemp('matrix'))
-  done = matrix.run_cells(selected, workdir, timeout_s=2400.)
+  # Two workers: a cell's time is mostly tracing and compiling, which keep
+  # ~1.2 cores busy, so two cells side by side finish ~1.3x sooner.
+  done = matrix.run_cells(selected, workdir, jobs=min(2, os.cpu_count() or 1),
+                          timeout_s=2400.)
   return {(c.algo, c.env, c.runtime): c for c in done}
 
 

@@ -124,14 +124,15 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None,
       return jax.lax.scan(lambda s, _: anakin.iteration(s), state, None,
                           length=chunk)
 
-    # Traced once, here (tracing a whole iteration takes seconds), and
-    # compiled for exactly the state init returns.
-    run_chunk = jax.jit(run_chunk, donate_argnums=0).lower(
-        jax.eval_shape(anakin.init, jax.random.PRNGKey(0))).compile()
+    # Each traced once, here (tracing a whole iteration takes seconds), the
+    # chunk compiled for exactly the state init returns.
+    init = jax.jit(anakin.init).lower(jax.random.PRNGKey(0))
+    template = init.out_info
+    run_chunk = jax.jit(run_chunk, donate_argnums=0).lower(template).compile()
   except ValueError as e:
     raise ConfigError(f'{config.algo} under the anakin runtime: {e}') from e
   # A resumed run takes its state from the checkpoint instead (below).
-  state = None if resume else jax.jit(anakin.init)(jax.random.PRNGKey(config.seed))
+  state = None if resume else init.compile()(jax.random.PRNGKey(config.seed))
   test_fn = jax.jit(anakin.test) if anakin.test is not None else None
   test_episodes = int(config.get('test_episodes', 0) or 0)
   final_episodes = int(config.get('final_test_episodes', 0) or 0)
@@ -156,7 +157,6 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None,
   last_returns = None
   next_test, last_test, tested_at = 0, {}, -1
   if resume:
-    template = jax.eval_shape(anakin.init, jax.random.PRNGKey(0))
     restored, meta = ckpt.restore(
         target=dict(learner=template.learner, runtime=b''))
     where = f'the checkpoint at env step {meta.get("env_steps")} in {ckpt.directory}'
