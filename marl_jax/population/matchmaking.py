@@ -57,13 +57,13 @@ def fictitious_self_play(rng: np.random.Generator, episode_index: int,
 def psro(rng: np.random.Generator, episode_index: int, num_agents: int,
          population_size: int, num_snapshots: int = 0,
          snapshot_weights: Optional[np.ndarray] = None) -> np.ndarray:
-  if snapshot_weights is None:
-    raise ValueError('matchmaking=psro needs the meta-strategy of a PSRO '
-                     'loop (snapshot_weights); it runs under '
-                     '--launcher=single only.')
   learner = episode_index % population_size
   if num_snapshots <= 0:
     return np.full((num_agents,), learner, np.int32)
+  if snapshot_weights is None:
+    raise ValueError('matchmaking=psro needs the meta-strategy of a PSRO '
+                     'loop (snapshot_weights) once there are snapshots; it '
+                     'runs under --launcher=single only.')
   w = np.asarray(snapshot_weights, np.float64)
   if w.shape != (num_snapshots,) or (w < 0).any() or not w.sum() > 0:
     raise ValueError(f'snapshot_weights must be {num_snapshots} non-negative '

@@ -84,6 +84,7 @@ class EnvLoop:
     self._algorithm = algorithm
     self._population_size = population_size
     self._matchmaker = matchmaking.get(matchmaking_name)
+    self._psro = matchmaking_name == 'psro'
     self._T = sequence_length
     self._writer = writer
     self._device = device or jax.local_devices()[0]
@@ -102,6 +103,8 @@ class EnvLoop:
       self._acting_params = jax.jit(
           jax.vmap(algorithm.acting_params, in_axes=(0, None)))
     self.num_snapshots = 0  # how many of the frozen slots hold a policy
+    # PSRO's meta-strategy over those slots, set by the PSRO loop.
+    self.snapshot_weights: Optional[np.ndarray] = None
 
     # Counters.
     self.env_steps = 0
@@ -117,10 +120,8 @@ class EnvLoop:
   # ---------------------------------------------------------------- episodes
   def _new_members(self) -> np.ndarray:
     kwargs = {}
-    if self._matchmaker is matchmaking.psro:
-      weights = self.snapshot_weights
-      kwargs['snapshot_weights'] = (np.ones((self.num_snapshots,))
-                                    if weights is None else weights)
+    if self._psro:
+      kwargs['snapshot_weights'] = self.snapshot_weights
     ids = self._matchmaker(self._rng, self.num_episodes, self._N,
                            self._population_size,
                            num_snapshots=self.num_snapshots, **kwargs)
@@ -413,8 +414,7 @@ class ActorNode:
       ).integers(2**31 - 1))
       snapshots = config.matchmaking in ('fsp', 'psro')
       self.loop = EnvLoop(
-          self._envs, algorithm, config.population_size,
-          'fsp' if config.matchmaking == 'psro' else config.matchmaking,
+          self._envs, algorithm, config.population_size, config.matchmaking,
           self._T, lambda member, seq: self._pending.append((member, seq)),
           seed=seed,
           num_frozen=int(config.get('fsp_pool_size', 0)) if snapshots else 0,

@@ -159,9 +159,11 @@ def test_psro_matchmaking_samples_snapshots_by_the_meta_strategy():
   # No snapshot yet: the learner plays itself.
   np.testing.assert_array_equal(
       matchmaking.psro(rng, 3, 2, P, 0, snapshot_weights=np.zeros(0)), [0, 0])
-  for k in (0, 2):  # No meta-strategy: no PSRO loop drives this matchmaker.
-    with pytest.raises(ValueError, match='launcher=single'):
-      matchmaking.psro(rng, 0, 2, P, num_snapshots=k)
+  # Before the first snapshot no meta-strategy is needed; after it, one
+  # must come from a PSRO loop (no silent fallback to uniform).
+  np.testing.assert_array_equal(matchmaking.psro(rng, 1, 2, P, 0), [0, 0])
+  with pytest.raises(ValueError, match='launcher=single'):
+    matchmaking.psro(rng, 0, 2, P, num_snapshots=2)
   with pytest.raises(ValueError, match='2 non-negative'):
     matchmaking.psro(rng, 0, 2, P, 2, snapshot_weights=np.array([1., -1.]))
 

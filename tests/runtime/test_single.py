@@ -185,6 +185,44 @@ def test_psro_fills_the_payoff_table_and_resumes_exactly(tmp_path):
   assert payoff.PayoffTable.load(str(tmp_path / 'psro_resumed')) == table
 
 
+def test_psro_partners_are_drawn_by_the_meta_strategy(tmp_path, monkeypatch):
+  """The learner's partners follow the meta-strategy the PSRO loop computes:
+  with a meta-solver that puts all weight on the ring's first slot, the
+  learner meets only that snapshot, though the ring holds three (uniform
+  fictitious play would draw all three)."""
+  from marl_jax.population import matchmaking  # pylint: disable=g-import-not-at-top
+  from marl_jax.population import psro  # pylint: disable=g-import-not-at-top
+  solved = []
+
+  def first_slot_only(payoff, solver):
+    solved.append(np.asarray(payoff).shape[0])
+    weights = np.zeros(np.asarray(payoff).shape[0])
+    weights[0] = 1.
+    return psro.MetaStrategy(weights, 0.)
+
+  drawn = []
+  real = matchmaking.MATCHMAKERS['psro']
+
+  def recording(rng, episode_index, num_agents, population_size,
+                num_snapshots=0, snapshot_weights=None):
+    ids = real(rng, episode_index, num_agents, population_size,
+               num_snapshots, snapshot_weights)
+    drawn.append((num_snapshots, ids))
+    return ids
+
+  monkeypatch.setattr(psro, 'meta_strategy', first_slot_only)
+  monkeypatch.setitem(matchmaking.MATCHMAKERS, 'psro', recording)
+  config = toy_config(matchmaking='psro', num_steps=1000)
+  config.fsp_pool_size = 3
+  config.psro_iteration_updates = 2
+  single.run(config, str(tmp_path / 'psro'))
+  assert max(solved) == 3  # the ring filled up
+  full = [ids for k, ids in drawn if k == 3]
+  assert len(full) >= 20
+  for ids in full:
+    assert sorted(ids.tolist()) == [0, 1]  # the learner and slot 0 (id 1)
+
+
 def test_psro_config_errors(tmp_path):
   config = toy_config(matchmaking='psro', population_size=2)
   with pytest.raises(Exception, match='population_size=1'):
