@@ -117,6 +117,13 @@ def test_train_py_takes_config_overrides_with_algo_and_env(tmp_path):
      'another family'),
     (['--algo=qmix', '--env=jax/penalty', '--config.joint_rollout=chunks'],
      'joint_rollout'),
+    # Population options a runtime or launcher would ignore.
+    (['--algo=ippo', '--env=jax/meet', '--runtime=anakin',
+      '--config.matchmaking=random'], 'has no matchmaking'),
+    (['--algo=impala', '--env=toy/cue_coordination', '--launcher=local',
+      '--config.matchmaking=psro'], 'launcher=single only'),
+    (['--algo=vdn', '--env=jax/penalty', '--config.matchmaking=random'],
+     'whole episodes'),
 ])
 def test_train_py_refuses_in_one_line(args, says, tmp_path):
   proc = subprocess.run(

@@ -39,6 +39,38 @@ def _make_env(config, runtime: str):
   return algorithms.make_env(config)
 
 
+def check_population(config, runtime: str, joint: bool = False) -> None:
+  """Refuses, in one line, a population option the runtime would ignore.
+
+  Anakin's members play only themselves (no matchmaking yet); FSP, PSRO and
+  PBT run under ``--launcher=single`` only; whole-episode tables (QMIX, VDN:
+  ``joint``) learn from episodes that one member plays in every seat.
+  """
+  matchmaking = config.get('matchmaking', 'self_play')
+  pbt = bool(config.get('pbt_every_updates', 0))
+  if runtime == 'anakin':
+    if matchmaking != 'self_play' or pbt:
+      option = (f'matchmaking={matchmaking!r}' if matchmaking != 'self_play'
+                else 'pbt_every_updates')
+      raise UnsupportedError(
+          f'--runtime=anakin has no matchmaking or PBT yet (each member plays '
+          f'only itself), so {option} would be ignored; use '
+          '--runtime=distributed (--launcher=single for fsp, psro and PBT).')
+    return
+  launcher = config.get('launcher', 'single')
+  if launcher != 'single' and (matchmaking in ('fsp', 'psro') or pbt):
+    option = (f'matchmaking={matchmaking}' if matchmaking in ('fsp', 'psro')
+              else 'pbt_every_updates')
+    raise UnsupportedError(
+        f'{option} runs under --launcher=single only for now (got launcher '
+        f'{launcher!r}).')
+  if joint and matchmaking != 'self_play':
+    raise UnsupportedError(
+        f'{config.algo} learns from whole episodes that one member plays in '
+        f'every seat, so matchmaking={matchmaking!r} cannot feed it; use '
+        'matchmaking=self_play.')
+
+
 def prepare(config, runtime: str = 'distributed') -> Prepared:
   """``config`` resolved against its env for ``runtime`` (a copy).
 
@@ -90,6 +122,7 @@ def prepare(config, runtime: str = 'distributed') -> Prepared:
   except (TypeError, ValueError, AttributeError, KeyError) as e:
     raise config_lib.ConfigError(f'{config.algo} config: {e}') from e
   table = algorithm.replay_table
+  check_population(config, runtime, joint=table.joint)
   if runtime == 'distributed' and table.item == 'chunk':
     raise UnsupportedError(
         f'{config.algo} with joint_rollout={config.joint_rollout!r} learns '

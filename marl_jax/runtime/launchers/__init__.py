@@ -36,6 +36,7 @@ def run(config, exp_dir: str, resume: bool = False,
   # package (its launcher's module lives here) and needs none of the others.
   # pylint: disable=g-import-not-at-top
   import numpy as np
+  from marl_jax.runtime import build
   from marl_jax.utils.logging import ProgressLine
   # pylint: enable=g-import-not-at-top
 
@@ -44,14 +45,10 @@ def run(config, exp_dir: str, resume: bool = False,
         f'Unknown launcher {config.launcher!r}; valid: {", ".join(LAUNCHERS)}.')
   if ray_address and config.launcher != 'ray':
     raise config_lib.ConfigError('ray_address needs launcher ray.')
+  build.check_population(config, 'distributed')
   if config.launcher == 'single':
     from marl_jax.runtime.launchers import single  # pylint: disable=g-import-not-at-top
     return single.run(config, exp_dir, resume=resume)
-  if config.matchmaking in ('fsp', 'psro') or config.get('pbt_every_updates',
-                                                         0):
-    raise config_lib.ConfigError(
-        f'matchmaking={config.matchmaking} and pbt_every_updates run under '
-        f'--launcher=single only for now (got launcher {config.launcher!r}).')
   initial_steps = check_resumable(config, exp_dir) if resume else 0
   program = make_program(config, exp_dir, resume=resume)
   progress = ProgressLine(total_steps=config.num_steps,
