@@ -52,6 +52,7 @@ ENVS = (
     'jaxmarl/overcooked_cramped_room',
     'jaxmarl/mpe_simple_spread',
     'jaxmarl/smax_3m',
+    'openspiel/kuhn_poker',
 )
 JAX_FAMILIES = ('jax', 'jaxmarl')
 MIN_UPDATES = 2  # learner.csv rows (one per update, or per anakin iteration)
