@@ -155,7 +155,8 @@ def base_config(algo: str) -> ml_collections.ConfigDict:
   # policy set; every psro_iteration_updates updates the learner plays
   # psro_eval_episodes episodes with each policy of the set (payoff.json),
   # joins the set, and partners are drawn by the meta-strategy of
-  # psro_meta_solver: 'nash' (two-player zero-sum) | 'replicator'.
+  # psro_meta_solver (population/psro.py META_SOLVERS): 'nash' (two-player
+  # zero-sum) | 'replicator' | 'alpharank' | 'fictitious_play'.
   c.psro_iteration_updates = 100
   c.psro_eval_episodes = 2
   c.psro_meta_solver = 'replicator'

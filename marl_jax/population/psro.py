@@ -48,7 +48,7 @@ class SnapshotPool:
     return self._snapshots[int(rng.integers(len(self._snapshots)))]
 
 
-META_SOLVERS = ('nash', 'replicator')
+META_SOLVERS = ('nash', 'replicator', 'alpharank', 'fictitious_play')
 
 
 class MetaStrategy(NamedTuple):
@@ -63,14 +63,22 @@ def meta_strategy(payoff, solver: str) -> MetaStrategy:
     payoff: ``[K, K]``, ``payoff[i, j]`` is what policy ``i`` earns with (or
       against) policy ``j``.
     solver: ``'nash'``, a Nash equilibrium by linear programming (two-player
-      zero-sum games; the row player's strategy), or ``'replicator'``,
-      replicator dynamics (general-sum games).
+      zero-sum games; the row player's strategy); ``'replicator'``,
+      replicator dynamics (general-sum games); ``'alpharank'``, the
+      single-population α-Rank stationary distribution
+      (``meta_solvers.alpha_rank`` with its defaults alpha=100, m=50: the
+      large-alpha regime, relative to the payoffs' scale); or
+      ``'fictitious_play'``, the average strategy after 1000 iterations of
+      fictitious play on the symmetric game (the column player's payoffs
+      ``A^T``; ``-A`` when zero-sum).
 
   Returns:
     The weights and their exploitability in the restricted game: for
     ``nash``, ``meta_solvers.exploitability`` of the (row, column) profile;
-    for ``replicator``, the gain of the best pure policy over the mixture,
-    ``max_i (A x)_i - x^T A x`` (0 at a rest point with full support).
+    for ``replicator``, ``alpharank`` and ``fictitious_play``, the gain of
+    the best pure policy over the mixture, ``max_i (A x)_i - x^T A x`` (0 at
+    a rest point with full support; α-Rank's distribution is not an
+    equilibrium in general, so it need not approach 0 there).
   """
   payoff = np.asarray(payoff, np.float64)
   if payoff.ndim != 2 or payoff.shape[0] != payoff.shape[1]:
@@ -81,10 +89,15 @@ def meta_strategy(payoff, solver: str) -> MetaStrategy:
         payoff, sol.row, sol.col))
   if solver == 'replicator':
     x = meta_solvers.replicator_dynamics(payoff)
-    fitness = payoff @ x
-    return MetaStrategy(x, float(np.max(fitness) - x @ fitness))
-  raise ValueError(f'Unknown meta-solver {solver!r}; valid: '
-                   f'{", ".join(META_SOLVERS)}.')
+  elif solver == 'alpharank':
+    x = meta_solvers.alpha_rank(payoff).pi
+  elif solver == 'fictitious_play':
+    x = meta_solvers.fictitious_play(payoff, payoff.T, iterations=1000).row
+  else:
+    raise ValueError(f'Unknown meta-solver {solver!r}; valid: '
+                     f'{", ".join(META_SOLVERS)}.')
+  fitness = payoff @ x
+  return MetaStrategy(x, float(np.max(fitness) - x @ fitness))
 
 
 class PSROResult(NamedTuple):
