@@ -16,6 +16,10 @@ Optional hooks, with no-op defaults so that the runtime may always call them:
   * ``get_state()`` / ``set_state(state)``: a picklable snapshot of everything the
     environment needs to continue exactly where it was, used for exact resume.
     ``None`` means "not supported": a resumed run then starts new episodes.
+  * ``reseed(seed)``: restarts the environment's randomness from ``seed``
+    (its next ``reset`` draws from it). The runtime gives each env copy its
+    own seed, so copies built from one config do not play the same episodes;
+    an environment without randomness of its own ignores it.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ class Environment(abc.ABC):
 
   def set_state(self, state: Any) -> None:
     raise NotImplementedError(f'{type(self).__name__} cannot restore a state.')
+
+  def reseed(self, seed: Optional[int]) -> None:
+    del seed
 
   def close(self) -> None:
     pass

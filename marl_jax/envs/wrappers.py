@@ -64,6 +64,9 @@ class Wrapper(Environment):
   def set_state(self, state: Any) -> None:
     self._env.set_state(state)
 
+  def reseed(self, seed: Optional[int]) -> None:
+    self._env.reseed(seed)
+
   def close(self) -> None:
     self._env.close()
 

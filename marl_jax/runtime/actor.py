@@ -403,6 +403,12 @@ class ActorNode:
     config = self._config
     self._envs = [algorithms.make_env(config)
                   for _ in range(config.num_envs_per_actor)]
+    # Each copy its own seed (copies built from one config would otherwise
+    # play the same episodes), a function of the run's seed and the copy.
+    for i, env in enumerate(self._envs):
+      env.reseed(int(np.random.default_rng(
+          [config.seed, 3, self._actor_id, i, node_process.restarts()]
+      ).integers(2**31 - 1)))
     try:
       spec = self._envs[0].spec()
       algorithm = algorithms.make(config.algo, spec, config)

@@ -225,3 +225,44 @@ def test_joint_episodes_hold_every_agent_of_a_whole_episode():
                  joint_episodes=True)
   with pytest.raises(ValueError, match='sequence_length'):
     loop.run(state.params, 12)
+
+
+def test_actor_seeds_each_env_copy_apart():
+  """Copies built from one config play different episodes (a JAX game with
+  random starts: before, every copy of every actor drew from key 0), and the
+  seeds are a function of the run's seed, actor and copy."""
+  from configs import impala as impala_configs  # pylint: disable=g-import-not-at-top
+  from marl_jax.runtime.actor import ActorNode  # pylint: disable=g-import-not-at-top
+
+  class Source:
+    def get_variables(self, known_version=-1):
+      del known_version
+      return 0, {}
+
+  class Counter:
+    def get_state(self):
+      return dict(env_steps=0)
+
+    def should_stop(self):
+      return False
+
+  def first_observations(actor_id, seed=0):
+    config = impala_configs.get_config('jax')  # jax/meet: random positions
+    config.num_envs_per_actor = 4
+    config.seed = seed
+    actor = ActorNode(config.to_dict(), actor_id, None, Source(), Counter())
+    assert actor.setup()
+    try:
+      return [ts.observation for ts in actor.loop._timesteps]  # pylint: disable=protected-access
+    finally:
+      actor.close()
+
+  def same(a, b):
+    return all(np.array_equal(a[k], b[k]) for k in a)
+
+  copies = first_observations(0)
+  assert not any(same(copies[i], copies[j])
+                 for i in range(4) for j in range(i + 1, 4))
+  assert not any(same(a, b) for a, b in zip(copies, first_observations(1)))
+  assert not any(same(a, b) for a, b in zip(copies, first_observations(0, 1)))
+  assert all(same(a, b) for a, b in zip(copies, first_observations(0)))
