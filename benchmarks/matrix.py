@@ -55,6 +55,7 @@ ENVS = (
     'openspiel/kuhn_poker',
 )
 JAX_FAMILIES = ('jax', 'jaxmarl')
+ZERO_SUM_FAMILIES = ('openspiel',)  # two-player zero-sum games
 MIN_UPDATES = 2  # learner.csv rows (one per update, or per anakin iteration)
 RUNTIMES = ('distributed', 'anakin')
 
@@ -66,6 +67,18 @@ class Cell(NamedTuple):
   status: str  # 'ok' | 'refused' | 'FAILED'
   detail: str
   seconds: float
+
+
+def refused_by_nature(algo: str, env: str, runtime: str) -> Optional[str]:
+  """A phrase the refusal of a cell that cannot work by its nature says,
+  or None for a cell that must train."""
+  from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
+  family = env.split('/')[0]
+  if runtime == 'anakin' and family not in JAX_FAMILIES:
+    return 'JAX-native'
+  if family in ZERO_SUM_FAMILIES and algorithms.learns_team_reward(algo):
+    return 'zero-sum'
+  return None
 
 
 def cells(algos=None, env_names=ENVS, runtimes=RUNTIMES):

@@ -72,12 +72,15 @@ class EnvSpec(NamedTuple):
     num_actions: size of the (shared) discrete action space.
     max_episode_steps: the time limit, if any.
     info_keys: keys of ``TimeStep.info``.
+    zero_sum: the agents' rewards sum to 0 in every step (e.g. two-player
+      poker), so a team's summed reward carries nothing to learn from.
   """
   num_agents: int
   observation: Mapping[str, ArraySpec]
   num_actions: int
   max_episode_steps: Optional[int] = None
   info_keys: tuple = ()
+  zero_sum: bool = False
 
 
 class Trajectory(NamedTuple):

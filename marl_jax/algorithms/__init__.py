@@ -101,6 +101,12 @@ def global_state_key(config) -> Optional[str]:
   return config.get(key) if key else None
 
 
+def learns_team_reward(name: str) -> bool:
+  """Whether algorithm ``name`` learns from the team's summed reward (its
+  module sets ``TEAM_REWARD``: QMIX, VDN)."""
+  return bool(getattr(_module(name), 'TEAM_REWARD', False))
+
+
 def with_global_state(config, observation_spec):
   """``config`` with the ``global_state`` wrapper added (a copy) when its
   algorithm reads a ``GLOBAL`` the environment lacks; else ``config``."""
@@ -141,5 +147,5 @@ def make(name: str, env_spec, config) -> Algorithm:
 
 
 __all__ = ['ALGORITHMS', 'ActorExtras', 'Algorithm', 'LearnerState',
-           'UnknownAlgorithmError', 'global_state_key', 'make', 'make_env',
-           'names', 'with_global_state']
+           'UnknownAlgorithmError', 'global_state_key', 'learns_team_reward',
+           'make', 'make_env', 'names', 'with_global_state']

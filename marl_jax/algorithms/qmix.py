@@ -158,6 +158,8 @@ def reward_stats_update(stats: RewardStats, x, w) -> RewardStats:
 # names the privileged observation it reads (a GLOBAL the env may lack).
 NAMES = ('qmix', 'vdn')
 GLOBAL_STATE_KEYS = {'qmix': 'global_state_key'}
+# Learns from the team's summed reward (refused where that is always 0).
+TEAM_REWARD = True
 
 
 def make(env_spec: EnvSpec, config, variant: str = 'qmix') -> Algorithm:

@@ -173,7 +173,8 @@ class OpenSpielEnvironment(Environment):
                      ACTION_MASK: ArraySpec((self._num_actions,),
                                             np.dtype(np.float32))},
         num_actions=self._num_actions,
-        max_episode_steps=int(self._game.max_game_length()))
+        max_episode_steps=int(self._game.max_game_length()),
+        zero_sum=True)
     self._state = None
     self._needs_reset = True
 

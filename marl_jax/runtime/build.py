@@ -107,6 +107,14 @@ def prepare(config, runtime: str = 'distributed') -> Prepared:
   finally:
     if runtime != 'anakin':
       env.close()
+  if getattr(spec, 'zero_sum', False) and algorithms.learns_team_reward(
+      config.algo):
+    others = [n for n in algorithms.names()
+              if not algorithms.learns_team_reward(n)]
+    raise UnsupportedError(
+        f'{config.algo} learns from the team\'s summed reward, which is 0 in '
+        f'every step of the zero-sum game {config.env}; use '
+        f'{", ".join(others)}.')
   # What the env spec decides: a GLOBAL where the algorithm needs one (the
   # host env above already has the wrapper; the JAX envs all have GLOBAL).
   config = algorithms.with_global_state(config, spec.observation)
