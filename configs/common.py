@@ -192,6 +192,10 @@ def base_config(algo: str) -> ml_collections.ConfigDict:
   c.log_every_updates = 10
   c.record_video = False
   c.video_episodes = 1
+  # Video frames are enlarged (nearest neighbour, by an integer factor) until
+  # their short side is at least this many pixels, and captioned with the
+  # step and the returns so far (marl_jax/evaluation/videos.py).
+  c.video_min_size = 256
   return c
 
 

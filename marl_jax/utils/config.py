@@ -15,7 +15,7 @@ class ConfigError(ValueError):
 _POSITIVE_INTS = ('num_steps', 'population_size', 'num_actors',
                   'num_envs_per_actor', 'sequence_length', 'batch_size',
                   'replay_max_size', 'max_checkpoints_to_keep',
-                  'log_every_updates')
+                  'log_every_updates', 'video_min_size')
 _NON_NEGATIVE = ('learning_rate', 'entropy_cost', 'baseline_cost',
                  'max_grad_norm', 'checkpoint_every_s', 'progress_every_s')
 LAUNCHERS = ('local', 'ray', 'single')
