@@ -6,7 +6,10 @@ family -> ``"module:factory"`` and ``"module:names"``, imported on first use
 them all), so ``import marl_jax`` imports no simulator and a family module
 never imports this one. ``names`` is a tuple, or a function returning one, of
 the family's environments; ``factory(name, **kwargs)`` builds one of them.
-An unknown name raises ``UnknownEnvironmentError`` listing the valid ones.
+An unknown name raises ``UnknownEnvironmentError`` listing the valid ones; a
+family whose third-party package is not installed raises
+``MissingExtraError`` naming the extra of ``pip install "marl_jax[...]"``
+that installs it (``FAMILY_EXTRAS``).
 
 JAX-native families have a second table of functional factories:
 ``make_jax("jax/climbing")`` gives the ``JaxEnvironment`` for the anakin
@@ -23,6 +26,7 @@ import importlib
 from typing import Callable, Dict, Iterable, List, NamedTuple, Tuple
 
 from marl_jax.envs.base import Environment, JaxEnvironment
+from marl_jax.utils import extras
 
 
 class UnknownEnvironmentError(ValueError):
@@ -61,6 +65,16 @@ JAX_FAMILIES: Dict[str, Family] = {
                   'marl_jax.envs.jax_games:GAMES'),
     'jaxmarl': Family('marl_jax.envs.jaxmarl:make_env',
                       'marl_jax.envs.jaxmarl:NAMES'),
+}
+
+# family -> the extra that installs its package (utils/extras.py); the
+# families not listed need only the core install.
+FAMILY_EXTRAS: Dict[str, str] = {
+    'jaxmarl': 'jaxmarl',
+    'meltingpot': 'meltingpot',
+    'meltingpot_scenario': 'meltingpot',
+    'openspiel': 'openspiel',
+    'pettingzoo': 'pettingzoo',
 }
 
 # family -> (names, factory) of families registered at run time.
@@ -114,6 +128,8 @@ def _make(name, kwargs, table, registered, what: str):
     hint = f' Did you mean {", ".join(close)}?' if close else ''
     raise UnknownEnvironmentError(
         f'Unknown {what} {name!r}.{hint} Valid {what}s: {", ".join(valid)}.')
+  if family not in registered and family in FAMILY_EXTRAS:
+    extras.require(FAMILY_EXTRAS[family], str(name))
   return entry[1](short, **kwargs)
 
 

@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from marl_jax.runtime.node_process import RESTART_ENV, RESTARTABLE_GROUPS
 from marl_jax.runtime.program import CourierNode, Program, ProgramError
 from marl_jax.runtime.program import StopSignals
+from marl_jax.utils import extras
 
 _DEFAULT_CPUS = {'actor': 1, 'learner': 1}
 # How long joining a cluster may take: a TCP connect to its address, then
@@ -182,11 +183,8 @@ def launch(program: Program, address: Optional[str] = None, *,
   """Runs ``program`` on Ray; returns as ``local.launch`` does (without
   ``restarts``: Ray restarts nodes itself). ``on_start(label, pid)`` is called
   once per node, after every node is built."""
-  try:
-    import ray  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ProgramError('--launcher=ray needs Ray: pip install "ray==2.60.0" '
-                       '(requirements.txt pins it).') from e
+  extras.require('ray', '--launcher=ray')  # one line naming marl_jax[ray]
+  import ray  # pylint: disable=g-import-not-at-top
   cpus = dict(_DEFAULT_CPUS, **(cpus_per_node or {}))
   started_here = not ray.is_initialized()
   if started_here:
