@@ -277,15 +277,24 @@ def test_videos_are_extra_episodes_that_leave_the_numbers_unchanged(tmp_path):
   # --max_videos caps each block (focal run x partner), diagonal first.
   out = str(tmp_path / 'eval_cap')
   r = run('evaluate.py', f'--exp_dir={run_dir}', '--heldout=scripted:random',
-          '--num_episodes=1', '--videos', '--max_videos=1', f'--out_dir={out}')
+          '--num_episodes=1', '--videos', '--max_videos=1',
+          '--video_min_size=64', f'--out_dir={out}')
   assert r.returncode == 0, r.stderr
   assert sorted(os.listdir(os.path.join(out, 'videos'))) == [
       'toy_m0__vs__scripted-random_m0.gif', 'toy_m0__vs__toy_m0.gif']
+  # --video_min_size: the 32 x 32 render enlarged 2x, not 8x.
+  frames = imageio.mimread(os.path.join(out, 'videos', 'toy_m0__vs__toy_m0.gif'))
+  assert frames[0].shape[1] == 64
   r = run('evaluate.py', f'--exp_dir={run_dir}', '--max_videos=2')
   assert r.returncode == 2 and '--max_videos is for --videos' in r.stderr
   r = run('evaluate.py', f'--exp_dir={run_dir}', '--videos', '--max_videos=0')
   assert r.returncode == 2 and '--max_videos must be positive' in r.stderr
   assert 'Traceback' not in r.stderr
+  r = run('evaluate.py', f'--exp_dir={run_dir}', '--video_min_size=64')
+  assert r.returncode == 2 and '--video_min_size is for --videos' in r.stderr
+  r = run('evaluate.py', f'--exp_dir={run_dir}', '--videos',
+          '--video_min_size=0')
+  assert r.returncode == 2 and '--video_min_size must be positive' in r.stderr
 
 
 def test_meltingpot_bots_as_heldout_partners(tmp_path, cook_run):

@@ -130,6 +130,10 @@ class _Flags:
         'max_videos', 8, 'With --videos: at most this many videos per focal '
         'run and partner (every focal member before any gets a second), or per '
         'scenario (members in order).')
+    self.video_min_size = flags.DEFINE_integer(
+        'video_min_size', 256, 'With --videos: frames are enlarged '
+        '(nearest-neighbour, by a whole factor) to at least this many pixels '
+        'on their short side.')
     self.scenario_max_steps = flags.DEFINE_integer(
         'scenario_max_steps', None, 'With --scenarios: cap episodes at this '
         'many steps (default: the substrate\'s own length, as Melting Pot\'s '
@@ -153,6 +157,11 @@ def _main(opts: _Flags, argv):
   if opts.max_videos.value <= 0:
     raise UsageError(
         f'--max_videos must be positive, got {opts.max_videos.value}.')
+  if flags.FLAGS['video_min_size'].present and not opts.videos.value:
+    raise UsageError('--video_min_size is for --videos.')
+  if opts.video_min_size.value <= 0:
+    raise UsageError(f'--video_min_size must be positive, got '
+                     f'{opts.video_min_size.value}.')
   if opts.scenarios.value is not None:
     return _scenarios_main(opts)
   for flag in (opts.scenario_background, opts.scenario_max_steps):
@@ -239,7 +248,8 @@ def _main(opts: _Flags, argv):
     with _video_errors(out_dir):
       recorded = videos.record_crossplay(
           video_env, [(video_runs[b.focal], video_runs[b.partner])
-                      for b in blocks], out_dir, metric, opts.max_videos.value)
+                      for b in blocks], out_dir, metric, opts.max_videos.value,
+          min_size=opts.video_min_size.value)
     report.close(r for n, r in video_runs.items() if r is not runs[n])
     video_env.close()
     paths = write(recorded)
@@ -327,7 +337,8 @@ def _scenarios_main(opts: _Flags):
       for k, (name, scenario_names, make_policy, size) in enumerate(played):
         recorded += videos.record_scenarios(
             name, scenario_names, make_video_env, make_policy, size, out_dir,
-            opts.max_videos.value, seed=seed + k)
+            opts.max_videos.value, seed=seed + k,
+            min_size=opts.video_min_size.value)
     paths = write(recorded)
   with open(paths['markdown']) as f:
     print(f.read())
