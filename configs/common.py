@@ -196,6 +196,19 @@ def base_config(algo: str) -> ml_collections.ConfigDict:
   # their short side is at least this many pixels, and captioned with the
   # step and the returns so far (marl_jax/evaluation/videos.py).
   c.video_min_size = 256
+
+  # Weights & Biases, one more sink beside the CSV and TensorBoard logs (needs
+  # `pip install wandb`). Under launcher local or ray each node that logs
+  # (learner, counter, evaluator) has a W&B run of its own, with job_type the
+  # node, in a group named wandb_name; single and anakin have one run. Run
+  # files go to <exp_dir>/wandb (WANDB_MODE=offline: only there, for a later
+  # `wandb sync`).
+  c.logger = ml_collections.ConfigDict()
+  c.logger.wandb = False  # also log the metrics to Weights & Biases
+  c.logger.wandb_project = 'marl_jax'  # the W&B project
+  c.logger.wandb_entity = ''  # W&B user or team; '': the account's default
+  c.logger.wandb_name = ''  # the experiment (W&B group); '': exp_dir's basename
+  c.logger.wandb_tags = ()  # W&B tags of the run(s), e.g. ('baseline',)
   return c
 
 

@@ -26,6 +26,7 @@ class Counter:
     self._num_steps = int(config.num_steps)
     self._population_size = int(config.population_size)
     self._exp_dir = exp_dir
+    self._config = config
     self._lock = threading.Lock()
     self._env_steps = 0
     self._learner_steps = 0
@@ -37,9 +38,11 @@ class Counter:
 
   def _log(self, stats: Sequence[Dict[str, Any]], env_steps: int,
            policy_lag: Optional[float]) -> None:
-    from marl_jax.utils.logging import MetricLogger  # pylint: disable=g-import-not-at-top
+    from marl_jax.utils.logging import MetricLogger, wandb_options  # pylint: disable=g-import-not-at-top
     if self._logger is None:
-      self._logger = MetricLogger(self._exp_dir, tensorboard=False)
+      self._logger = MetricLogger(
+          self._exp_dir, tensorboard=False,
+          wandb=wandb_options(self._config, 'counter'))
     keys = [k for k in stats[0] if k.startswith('episode_')]
     row = {}
     for k in keys:

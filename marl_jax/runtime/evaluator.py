@@ -40,7 +40,7 @@ class EvaluatorNode:
 
   def setup(self) -> None:
     from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
-    from marl_jax.utils.logging import MetricLogger  # pylint: disable=g-import-not-at-top
+    from marl_jax.utils.logging import MetricLogger, wandb_options  # pylint: disable=g-import-not-at-top
     config = self._config
     self._env = algorithms.make_env(config)
     self._spec = self._env.spec()
@@ -48,7 +48,8 @@ class EvaluatorNode:
     self._every = int(config.eval_every_updates)
     self._last = -self._every
     self.rounds = 0
-    self._logger = MetricLogger(self._exp_dir, tensorboard=False)
+    self._logger = MetricLogger(self._exp_dir, tensorboard=False,
+                                wandb=wandb_options(config, 'evaluator'))
 
   def step(self) -> bool:
     """Evaluates the newest params if ``eval_every_updates`` have passed

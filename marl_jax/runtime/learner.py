@@ -196,7 +196,7 @@ class LearnerNode:
     Returns the checkpoint's runtime state (``{}`` for a new run).
     """
     from marl_jax.utils import checkpointing  # pylint: disable=g-import-not-at-top
-    from marl_jax.utils.logging import MetricLogger  # pylint: disable=g-import-not-at-top
+    from marl_jax.utils.logging import MetricLogger, wandb_options  # pylint: disable=g-import-not-at-top
 
     config = self._config
     _, algorithm = spec_and_algorithm(config)
@@ -231,7 +231,8 @@ class LearnerNode:
           self._counter.set_state(runtime['counter'])
       self.version = self.learner.steps
       self.publish()
-      self._logger = MetricLogger(self._exp_dir)
+      self._logger = MetricLogger(self._exp_dir,
+                                  wandb=wandb_options(config, 'learner'))
     except BaseException:
       self._checkpointer.close()
       raise

@@ -19,6 +19,7 @@ _POSITIVE_INTS = ('num_steps', 'population_size', 'num_actors',
 _NON_NEGATIVE = ('learning_rate', 'entropy_cost', 'baseline_cost',
                  'max_grad_norm', 'checkpoint_every_s', 'progress_every_s')
 LAUNCHERS = ('local', 'ray', 'single')
+WANDB_MISSING = 'logger.wandb=True needs the wandb package: pip install wandb'
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -51,6 +52,25 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.num_learner_devices < 0:
     raise ConfigError('num_learner_devices must be >= 0 (0: all devices), got '
                       f'{config.num_learner_devices}.')
+  if wandb_enabled(config):
+    import_wandb()  # Here, before a run writes anything or starts a node.
+
+
+def wandb_enabled(config) -> bool:
+  """Whether ``config`` logs to Weights & Biases (``logger.wandb``; configs
+  saved before the key existed do not)."""
+  logger = config.get('logger')
+  return bool(logger and logger.get('wandb', False))
+
+
+def import_wandb():
+  """The ``wandb`` module; ``ConfigError`` in one line if it cannot be
+  imported (wandb is an optional dependency)."""
+  try:
+    import wandb  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ConfigError(WANDB_MISSING) from e
+  return wandb
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

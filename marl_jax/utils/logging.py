@@ -1,4 +1,4 @@
-"""Metric logging (CSV + TensorBoard) and a console progress line.
+"""Metric logging (CSV, TensorBoard, Weights & Biases) and a progress line.
 
 `MetricLogger` writes each labelled stream of metrics (``'learner'``,
 ``'actor'``, ``'evaluator'``, ...) to its own CSV file in the run directory,
@@ -26,6 +26,14 @@ TensorBoard events are written by tensorboardX's background thread and are
 complete after `close()` (or its periodic flush); the CSV is the crash-safe
 record.
 
+Weights & Biases (optional, `WandbOptions`; the `wandb` package is not a
+dependency) gets the same flattened metrics as ``<label>/<key>``, each plotted
+against ``<label>/step``, the `step` given to `write` (W&B's own step only
+counts calls: streams and processes log at unrelated steps). The loggers of one
+process with the same options share one run, finished when the last of them
+closes; its files are in ``<run_dir>/wandb/`` (with ``WANDB_MODE=offline``
+only there, for a later ``wandb sync``).
+
 `ProgressLine` prints one status line at a steady cadence, e.g.::
 
   [  1m05s] steps 52,000/200,000 (26%) | 812 steps/s | return m0 12.3 m1 10.1 | ETA 3m02s
@@ -39,19 +47,21 @@ import os
 import re
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
 __all__ = [
     'MetricLogger',
     'ProgressLine',
+    'WandbOptions',
     'flatten_metrics',
     'format_count',
     'format_duration',
     'format_number',
     'format_rate',
     'format_returns',
+    'wandb_options',
 ]
 
 _FIXED_COLUMNS = ('step', 'time')
@@ -117,6 +127,135 @@ def _csv_cell(value: int | float | None) -> str:
 
 
 # ----------------------------------------------------------------------------
+# Weights & Biases.
+
+
+class WandbOptions(NamedTuple):
+  """Which Weights & Biases run a `MetricLogger` writes to.
+
+  Every run is in the group `name`, the experiment. A logger with a `node`
+  (a program node in a process of its own: launchers local and ray) has a run
+  of its own, named ``<name>-<node>`` with job_type `node`; loggers without one
+  share the process's run, named `name` with job_type ``'train'`` (launcher
+  single, whose nodes share a process, and anakin).
+  """
+  project: str = 'marl_jax'
+  entity: str = ''  # '': the W&B account's default entity
+  name: str = ''  # the experiment; '': the run directory's basename
+  tags: tuple[str, ...] = ()
+  node: str = ''
+  config: Mapping[str, Any] | None = None  # the run's config, logged once
+
+
+def wandb_options(config, node: str | None = None) -> WandbOptions | None:
+  """The W&B options of a run's config (its `logger` block); None when
+  `logger.wandb` is off.
+
+  Args:
+    config: the run's config, a `ml_collections.ConfigDict` or its dict.
+    node: the program node that logs ('learner', 'counter', 'evaluator'). It
+      gets a run of its own only where nodes have processes of their own
+      (launchers local and ray); None (anakin) or launcher single: the
+      process's run.
+  """
+  logger = config.get('logger')
+  if not (logger and logger.get('wandb', False)):
+    return None
+  if node is not None and config.get('launcher') == 'single':
+    node = None
+  tags = logger.get('wandb_tags') or ()
+  tags = (tags,) if isinstance(tags, str) else tuple(str(t) for t in tags)
+  as_dict = config.to_dict() if hasattr(config, 'to_dict') else dict(config)
+  return WandbOptions(
+      project=logger.get('wandb_project') or 'marl_jax',
+      entity=logger.get('wandb_entity') or '',
+      name=logger.get('wandb_name') or '', tags=tags, node=node or '',
+      config=as_dict)
+
+
+class _WandbRun:
+  """A W&B run of this process, shared by the loggers with the same options
+  and run directory, finished when the last of them releases it.
+
+  A node's run (`WandbOptions.node`) is the only one of its process, which
+  may end without running atexit hooks (multiprocessing, Ray), where W&B
+  would otherwise write the rest of the run's files: so its release also
+  waits for W&B to write everything (`wandb.teardown`).
+  """
+
+  _lock = threading.Lock()
+  _open: dict[tuple, '_WandbRun'] = {}
+
+  def __init__(self, key: tuple, run: Any, alone: bool):
+    self._key = key
+    self.run = run
+    self._alone = alone  # a node's run, the only one of its process
+    self._users = 0
+    self._defined: set[str] = set()
+
+  @classmethod
+  def acquire(cls, run_dir: str, options: WandbOptions) -> '_WandbRun':
+    key = (run_dir, options.project, options.entity, options.name,
+           options.node)
+    with cls._lock:
+      shared = cls._open.get(key)
+      if shared is None:
+        run = _start_wandb_run(run_dir, options)
+        shared = cls._open[key] = cls(key, run, alone=bool(options.node))
+      shared._users += 1
+      return shared
+
+  def log(self, label: str, step: int,
+          flat: Mapping[str, int | float]) -> None:
+    """Logs one row against the label's own x-axis, ``<label>/step``."""
+    step_key = f'{label}/step'
+    row = {step_key: step}
+    row.update((f'{label}/{"metric_step" if k == "step" else k}', v)
+               for k, v in flat.items())
+    with self._lock:
+      for name in row:
+        if name not in self._defined:
+          if name == step_key:
+            self.run.define_metric(name, hidden=True)
+          else:
+            self.run.define_metric(name, step_metric=step_key)
+          self._defined.add(name)
+      self.run.log(row)
+
+  def release(self) -> None:
+    with self._lock:
+      self._users -= 1
+      if self._users:
+        return
+      del self._open[self._key]
+    self.run.finish()
+    if self._alone:
+      from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
+      config_lib.import_wandb().teardown()
+
+
+def _start_wandb_run(run_dir: str, options: WandbOptions) -> Any:
+  """`wandb.init` for `options`, its files in ``<run_dir>/wandb``."""
+  from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
+  wandb = config_lib.import_wandb()
+  name = options.name or os.path.basename(run_dir)
+  try:
+    return wandb.init(
+        project=options.project, entity=options.entity or None,
+        name=f'{name}-{options.node}' if options.node else name, group=name,
+        job_type=options.node or 'train', tags=list(options.tags) or None,
+        config=dict(options.config or {}), dir=run_dir,
+        # A run of its own, beside any the user's code has open.
+        reinit='create_new')
+  except wandb.errors.Error as e:
+    reason = ' '.join(str(e).split()).rstrip('.')
+    raise config_lib.ConfigError(
+        f'logger.wandb=True: W&B could not start a run: {reason}. Or set '
+        f'WANDB_MODE=offline to keep the run in {run_dir}/wandb for a later '
+        '`wandb sync`.') from e
+
+
+# ----------------------------------------------------------------------------
 # MetricLogger.
 
 
@@ -179,7 +318,7 @@ class _CsvStream:
 
 
 class MetricLogger:
-  """Writes labelled metrics to per-label CSV files and TensorBoard.
+  """Writes labelled metrics to per-label CSV files, TensorBoard and W&B.
 
   Example::
 
@@ -192,6 +331,7 @@ class MetricLogger:
 
   def __init__(self, run_dir: str | os.PathLike, *, csv_files: bool = True,
                tensorboard: bool = True,
+               wandb: WandbOptions | None = None,
                time_fn: Callable[[], float] = time.time):
     """Creates the run directory and the writers.
 
@@ -199,10 +339,18 @@ class MetricLogger:
       run_dir: directory for `<label>.csv` files and TensorBoard events.
       csv_files: write CSV files.
       tensorboard: write TensorBoard event files (via tensorboardX).
+      wandb: also log to this Weights & Biases run (see `wandb_options`);
+        None: no W&B.
       time_fn: wall clock for the `time` column and event timestamps.
+
+    Raises:
+      marl_jax.utils.config.ConfigError: `wandb` is given and the wandb
+        package is missing, or W&B cannot start a run (e.g. not logged in).
     """
     self._run_dir = os.path.abspath(os.fspath(run_dir))
     os.makedirs(self._run_dir, exist_ok=True)
+    self._wandb = (None if wandb is None else
+                   _WandbRun.acquire(self._run_dir, wandb))
     self._csv_enabled = csv_files
     self._time_fn = time_fn
     self._streams: dict[str, _CsvStream] = {}
@@ -217,6 +365,11 @@ class MetricLogger:
   def run_dir(self) -> str:
     """The absolute run directory."""
     return self._run_dir
+
+  @property
+  def wandb_run(self) -> Any:
+    """The W&B run written to (a `wandb.Run`), or None."""
+    return None if self._wandb is None else self._wandb.run
 
   def csv_path(self, label: str) -> str:
     """The CSV file that `label` is written to."""
@@ -252,6 +405,8 @@ class MetricLogger:
         for key, value in flat.items():
           self._tb.add_scalar(f'{label}/{key}', float(value), step,
                               walltime=now)
+      if self._wandb is not None:
+        self._wandb.log(label, step, flat)
 
   def flush(self) -> None:
     """Asks TensorBoard to flush (CSV rows are flushed on every write)."""
@@ -260,7 +415,8 @@ class MetricLogger:
         self._tb.flush()
 
   def close(self) -> None:
-    """Closes all files; idempotent."""
+    """Closes all files (and finishes the W&B run if no other logger of the
+    process shares it); idempotent."""
     with self._lock:
       if self._closed:
         return
@@ -269,6 +425,8 @@ class MetricLogger:
         stream.close()
       if self._tb is not None:
         self._tb.close()
+      if self._wandb is not None:
+        self._wandb.release()
 
   def __enter__(self) -> 'MetricLogger':
     return self

@@ -108,7 +108,7 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None,
   from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
   from marl_jax.runtime.program import RunResult, StopSignals  # pylint: disable=g-import-not-at-top
   from marl_jax.utils import checkpointing  # pylint: disable=g-import-not-at-top
-  from marl_jax.utils.logging import MetricLogger, ProgressLine  # pylint: disable=g-import-not-at-top
+  from marl_jax.utils.logging import MetricLogger, ProgressLine, wandb_options  # pylint: disable=g-import-not-at-top
 
   from marl_jax.utils.config import ConfigError  # pylint: disable=g-import-not-at-top
   env = make_env(config)
@@ -152,7 +152,7 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None,
 
   ckpt = checkpointing.Checkpointer(os.path.join(exp_dir, 'checkpoints'),
                                     max_to_keep=config.max_checkpoints_to_keep)
-  logger = MetricLogger(exp_dir)
+  logger = MetricLogger(exp_dir, wandb=wandb_options(config))
   env_steps, iterations, interrupted = 0, 0, False
   last_returns = None
   next_test, last_test, tested_at = 0, {}, -1
