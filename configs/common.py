@@ -131,11 +131,11 @@ def base_config(algo: str) -> ml_collections.ConfigDict:
   """The keys every algorithm has: environment, run, launcher, population,
   run directory, checkpoints and logging."""
   c = ml_collections.ConfigDict()
-  c.algo = algo
-  c.preset = ''
+  c.algo = algo  # the algorithm (configs/<algo>.py; train.py --algo)
+  c.preset = ''  # the preset these values come from ('' for none)
 
   # Environment.
-  c.env = 'overcooked/cramped_room'
+  c.env = 'overcooked/cramped_room'  # family/name (train.py --env)
   c.env_kwargs = ml_collections.ConfigDict()
   # e.g. ('agent_id', 'global_state'); see marl_jax/envs/wrappers.py. A
   # global-state wrapper is added when the algorithm needs GLOBAL and the env
@@ -143,9 +143,9 @@ def base_config(algo: str) -> ml_collections.ConfigDict:
   c.env_wrappers = ()
 
   # Run.
-  c.seed = 0
+  c.seed = 0  # seeds params, acting, matchmaking and env copies
   c.num_steps = 1_000_000  # total environment steps (all actors and copies)
-  c.population_size = 1
+  c.population_size = 1  # members trained at once (vmapped)
   c.matchmaking = 'self_play'  # 'self_play' | 'random' | 'fsp' | 'psro'
   # Fictitious self-play: a snapshot of a member (in turn) every
   # fsp_snapshot_every_updates updates, the last fsp_pool_size kept.
@@ -186,12 +186,12 @@ def base_config(algo: str) -> ml_collections.ConfigDict:
 
   # Run directory: logs, checkpoints, videos.
   c.exp_dir = ''  # '' -> runs/<env>_<algo>_<time>
-  c.checkpoint_every_s = 300.0
-  c.max_checkpoints_to_keep = 3
-  c.progress_every_s = 10.0
-  c.log_every_updates = 10
-  c.record_video = False
-  c.video_episodes = 1
+  c.checkpoint_every_s = 300.0  # seconds between checkpoints
+  c.max_checkpoints_to_keep = 3  # older checkpoints are deleted
+  c.progress_every_s = 10.0  # seconds between progress lines
+  c.log_every_updates = 10  # updates between learner.csv rows
+  c.record_video = False  # GIFs of the trained population at the end
+  c.video_episodes = 1  # episodes per member recorded
   # Video frames are enlarged (nearest neighbour, by an integer factor) until
   # their short side is at least this many pixels, and captioned with the
   # step and the returns so far (marl_jax/evaluation/videos.py).
@@ -217,13 +217,13 @@ def optimizer_keys(c: ml_collections.ConfigDict, *, learning_rate: float,
                    max_grad_norm: float = 40.0) -> None:
   """The optimiser keys of ``algorithms.common.make_optimizer``."""
   c.optimizer = optimizer  # 'rmsprop' | 'adam'
-  c.learning_rate = learning_rate
-  c.optimizer_eps = eps
-  c.rmsprop_decay = 0.99
-  c.rmsprop_momentum = 0.0
-  c.adam_b1 = 0.9
-  c.adam_b2 = 0.999
-  c.max_grad_norm = max_grad_norm
+  c.learning_rate = learning_rate  # the optimiser's step size
+  c.optimizer_eps = eps  # epsilon of Adam / RMSProp
+  c.rmsprop_decay = 0.99  # RMSProp's decay of squared gradients
+  c.rmsprop_momentum = 0.0  # RMSProp's momentum
+  c.adam_b1 = 0.9  # Adam's first-moment decay
+  c.adam_b2 = 0.999  # Adam's second-moment decay
+  c.max_grad_norm = max_grad_norm  # global gradient-norm clip
 
 
 def network_keys(c: ml_collections.ConfigDict, *, mlp_sizes=(128, 128)
@@ -233,8 +233,9 @@ def network_keys(c: ml_collections.ConfigDict, *, mlp_sizes=(128, 128)
   feature grids); how an input is embedded follows its spec (pixels: conv
   scaled by 1/255; feature grids: conv; vectors: MLP)."""
   c.network = ml_collections.ConfigDict()
+  # The observation the torso reads; 'auto': chosen from the env's spec.
   c.network.observation_key = 'auto'
-  c.network.mlp_sizes = tuple(mlp_sizes)
-  c.network.conv_channels = (32, 32)
-  c.network.conv_kernels = (3, 3)
-  c.network.conv_strides = (1, 1)
+  c.network.mlp_sizes = tuple(mlp_sizes)  # hidden layers after the torso
+  c.network.conv_channels = (32, 32)  # conv torso (pixels, grids): channels
+  c.network.conv_kernels = (3, 3)  # conv torso's kernel sizes
+  c.network.conv_strides = (1, 1)  # conv torso's strides

@@ -44,26 +44,26 @@ def get_config(arg: str = 'overcooked') -> ml_collections.ConfigDict:
 def algorithm_keys(c: ml_collections.ConfigDict, runtime: str = '') -> None:
   """IMPALA's own keys (OPRE's config starts from these too)."""
   del runtime
-  c.discount = 0.99
-  c.sequence_length = 20
+  c.discount = 0.99  # gamma of the returns
+  c.sequence_length = 20  # T: transitions per sequence the actors write
   c.batch_size = 32  # sequences per member per update
   c.replay_max_size = 256  # sequences queued per member
   common.optimizer_keys(c, learning_rate=5e-4, optimizer='adam', eps=1e-5,
                         max_grad_norm=40.0)
-  c.entropy_cost = 0.01
-  c.baseline_cost = 0.5
-  c.vtrace_lambda = 1.0
-  c.clip_rho_threshold = 1.0
-  c.clip_pg_rho_threshold = 1.0
-  c.popart = False
-  c.popart_step_size = 1e-3
-  c.popart_scale_lb = 1e-4
-  c.popart_scale_ub = 1e6
+  c.entropy_cost = 0.01  # weight of the policy's entropy bonus
+  c.baseline_cost = 0.5  # weight of the value (baseline) loss
+  c.vtrace_lambda = 1.0  # V-trace's lambda (1: the paper's v_s)
+  c.clip_rho_threshold = 1.0  # rho-bar: clips V-trace's value targets
+  c.clip_pg_rho_threshold = 1.0  # clips the policy gradient's rho
+  c.popart = False  # PopArt value normalisation per member
+  c.popart_step_size = 1e-3  # PopArt statistics' step size
+  c.popart_scale_lb = 1e-4  # PopArt scale's lower bound
+  c.popart_scale_ub = 1e6  # PopArt scale's upper bound
 
   common.network_keys(c, mlp_sizes=(128, 128))
   c.network.lstm_size = 0  # 0: feed-forward
-  c.network.use_prev_action = True
-  c.network.use_prev_reward = True
+  c.network.use_prev_action = True  # the previous action as an input
+  c.network.use_prev_reward = True  # the previous reward as an input
 
 
 def apply_preset(c: ml_collections.ConfigDict, preset: str) -> None:

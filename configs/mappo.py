@@ -38,24 +38,24 @@ def get_config(arg: str = 'overcooked') -> ml_collections.ConfigDict:
 def algorithm_keys(c: ml_collections.ConfigDict, runtime: str = '') -> None:
   del runtime
   c.env_wrappers = ('agent_id',)
-  c.num_steps = 5_000_000
+  c.num_steps = 5_000_000  # total environment steps
   c.num_actors = 1  # distributed runtime: on-policy, so few actors
 
   # PPO.
-  c.discount = 0.99
-  c.gae_lambda = 0.95
+  c.discount = 0.99  # gamma of the returns
+  c.gae_lambda = 0.95  # GAE's lambda
   c.sequence_length = 128  # rollout length per update
   c.batch_size = 32  # sequences per update (distributed runtime)
-  c.replay_max_size = 64
-  c.num_epochs = 4
-  c.num_minibatches = 4
-  c.clip_epsilon = 0.2
+  c.replay_max_size = 64  # sequences queued per member
+  c.num_epochs = 4  # passes over each batch
+  c.num_minibatches = 4  # minibatches per epoch
+  c.clip_epsilon = 0.2  # PPO's ratio clip
   c.value_clip_epsilon = 0.2  # <= 0: no value clipping
-  c.value_cost = 0.5
-  c.entropy_cost = 0.01
-  c.normalize_advantages = True
+  c.value_cost = 0.5  # weight of the value loss
+  c.entropy_cost = 0.01  # weight of the policy's entropy bonus
+  c.normalize_advantages = True  # per minibatch, to mean 0 and std 1
   c.value_normalization = 'none'  # 'none' | 'running'
-  c.value_norm_beta = 0.995
+  c.value_norm_beta = 0.995  # running value normalisation's decay
   c.critic_observation_key = 'GLOBAL'  # mappo only
   c.use_agent_id = True  # AGENT_ID one-hot as an extra input
   c.share_parameters = True  # False: separate params per agent slot
@@ -66,7 +66,7 @@ def algorithm_keys(c: ml_collections.ConfigDict, runtime: str = '') -> None:
   common.network_keys(c, mlp_sizes=(64, 64))
   c.network.torso = 'auto'  # 'auto' (by the input's spec) | 'mlp' (flatten)
   c.network.core = ''  # '' | 'gru' | 'lstm'
-  c.network.core_size = 64
+  c.network.core_size = 64  # units of the recurrent core
 
 
 def apply_preset(c: ml_collections.ConfigDict, preset: str) -> None:

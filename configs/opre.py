@@ -33,6 +33,6 @@ def get_config(arg: str = 'overcooked') -> ml_collections.ConfigDict:
 def algorithm_keys(c: ml_collections.ConfigDict, runtime: str = '') -> None:
   impala.algorithm_keys(c, runtime)
   c.num_options = 4  # 8 on Overcooked, 16 on Melting Pot (get_config)
-  c.kl_cost = 0.01
-  c.option_entropy_cost = 0.01
-  c.opre_global_key = 'GLOBAL'
+  c.kl_cost = 0.01  # weight of KL(posterior || prior) over options
+  c.option_entropy_cost = 0.01  # entropy bonus of the option prior
+  c.opre_global_key = 'GLOBAL'  # the observation the posterior reads

@@ -60,10 +60,10 @@ def algorithm_keys(c: ml_collections.ConfigDict, runtime: str = '') -> None:
   del runtime
   c.env_wrappers = ('agent_id',)
   c.max_episode_steps = 0  # 0: the environment's own limit
-  c.num_steps = 2_000_000
-  c.num_actors = 1
+  c.num_steps = 2_000_000  # total environment steps
+  c.num_actors = 1  # distributed runtime: env-loop nodes
   c.num_envs_per_actor = 8  # episodes per iteration (PyMARL2 batch_size_run)
-  c.updates_per_iteration = 1
+  c.updates_per_iteration = 1  # learner updates per rollout iteration
   # Anakin only. 'episodes': each copy plays one whole episode per iteration
   # from reset, stored padded to the episode limit (PyMARL2). 'chunks': each
   # copy plays sequence-length steps on through its resets, stored unpadded
@@ -71,43 +71,43 @@ def algorithm_keys(c: ml_collections.ConfigDict, runtime: str = '') -> None:
   c.joint_rollout = 'episodes'
 
   # QMIX (PyMARL2 defaults).
-  c.discount = 0.99
-  c.td_lambda = 0.6
+  c.discount = 0.99  # gamma of the TD targets
+  c.td_lambda = 0.6  # TD(lambda) targets' lambda (0: one-step)
   c.batch_size = 128  # episodes per update
   c.replay_max_size = 5000  # episodes per member
-  c.double_q = True
+  c.double_q = True  # double Q-learning targets
   c.target_update = 'hard'  # 'hard' | 'soft'
   c.target_update_interval = 25  # updates: 200 episodes / 8 per iteration
   c.target_tau = 0.005  # soft updates only
-  c.epsilon_start = 1.0
-  c.epsilon_finish = 0.05
+  c.epsilon_start = 1.0  # epsilon-greedy exploration at the start
+  c.epsilon_finish = 0.05  # epsilon after epsilon_anneal_steps
   c.epsilon_anneal_steps = 100_000  # env steps
   c.reward_scale = 1.0  # team rewards times this in the TD targets
-  c.standardise_rewards = False
-  c.prioritized_replay = False
-  c.priority_alpha = 0.6
+  c.standardise_rewards = False  # by running mean and std
+  c.prioritized_replay = False  # sample episodes by TD error
+  c.priority_alpha = 0.6  # priority exponent (prioritized_replay)
   c.priority_beta_start = 0.4  # annealed to 1 over num_steps
-  c.priority_eps = 1e-6
-  c.use_agent_id = True
-  c.global_state_key = 'GLOBAL'
+  c.priority_eps = 1e-6  # added to every priority
+  c.use_agent_id = True  # AGENT_ID one-hot as an extra input
+  c.global_state_key = 'GLOBAL'  # the state the mixer reads (qmix)
   common.optimizer_keys(c, learning_rate=1e-3, optimizer='adam', eps=1e-8,
                         max_grad_norm=10.0)
   c.lr_schedule = 'constant'  # 'constant' | 'cosine'
-  c.lr_decay_updates = 100_000
-  c.lr_min_ratio = 0.0
+  c.lr_decay_updates = 100_000  # cosine schedule's length in updates
+  c.lr_min_ratio = 0.0  # cosine schedule's final lr / learning_rate
   c.entropy_cost = 0.0  # unused (config checks expect it)
 
   # Mixer (qmix only).
-  c.mixer_embed = 32
-  c.hypernet_layers = 2
-  c.hypernet_embed = 64
+  c.mixer_embed = 32  # mixing network's hidden units
+  c.hypernet_layers = 2  # layers of the hypernetworks
+  c.hypernet_embed = 64  # hypernetworks' hidden units
   c.mixer_depth = 1  # 2: a deeper mixer
-  c.mixer_layer_norm = False
+  c.mixer_layer_norm = False  # layer norm in the mixer
 
   # Agent network.
   common.network_keys(c, mlp_sizes=(64,))
-  c.network.gru_size = 64
-  c.network.use_prev_action = True
+  c.network.gru_size = 64  # units of the agent's GRU
+  c.network.use_prev_action = True  # the previous action as an input
 
   # Greedy test episodes per member every test_interval_steps env steps and
   # at the end (test.csv; PyMARL's test_nepisode and test_interval; anakin).

@@ -208,6 +208,10 @@ class _Flags:
         'resume', False, 'Continue from the latest checkpoint in --exp_dir.')
     self.record_video = flags.DEFINE_bool(
         'record_video', None, 'Record evaluation episodes into exp_dir/videos.')
+    self.config_help = flags.DEFINE_bool(
+        'config_help', False, 'Print every --config.<key> of the config the '
+        'other flags select (--algo, --env, --runtime, --config), with its '
+        'default, type and meaning, and exit.')
     # Flags that map one-to-one onto top-level config keys.
     self.overrides = {
         'env': self.env, 'algo': self.algo,
@@ -320,6 +324,10 @@ def _main(f: _Flags, argv):
     config = _resume_config(f, exp_dir)
   else:
     config = _build_config(f)
+    if f.config_help.value:
+      from marl_jax.utils import config_help  # pylint: disable=g-import-not-at-top
+      print(config_help.format_help(config))
+      return
     exp_dir = f.exp_dir.value or config.get('exp_dir') or os.path.join(
         'runs', '{}_{}_{}'.format(
             config.env.replace('/', '_'), config.algo,
