@@ -7,6 +7,7 @@ run the same ``main``. They are the top floor of DESIGN.md's arrows (scripts
 when ``main`` runs, not on import.
 """
 
+import logging
 import os
 import sys
 
@@ -23,3 +24,16 @@ def set_usage(doc: str) -> None:
   main = sys.modules.get('__main__')
   if main is not None:
     main.__doc__ = doc
+
+
+def exit_with_user_error(prog: str, error: BaseException) -> None:
+  """Prints ``error`` as the program's one line and exits with status 2.
+
+  The process ends here, so asyncio's logger is silenced first: when one read
+  of a corrupt checkpoint fails, orbax's sibling read tasks fail too, and
+  asyncio would log each at exit ("Task exception was never retrieved", with
+  a traceback) after the line that already said what was wrong.
+  """
+  logging.getLogger('asyncio').setLevel(logging.CRITICAL + 1)
+  print(f'{prog}: error: {error}', file=sys.stderr, flush=True)
+  sys.exit(2)

@@ -355,8 +355,7 @@ def _run(opts: _Flags, argv):
   except (UsageError, envs.UnknownEnvironmentError,
           checkpointing.CheckpointError, extras.MissingExtraError,
           ValueError) as e:
-    print(f'{_prog()}: error: {e}', file=sys.stderr, flush=True)
-    sys.exit(2)
+    cli.exit_with_user_error(_prog(), e)
 
 
 def main(argv=None) -> None:

@@ -399,8 +399,7 @@ def _run(f: _Flags, argv):
   try:
     _main(f, argv)
   except user_errors as e:
-    print(f'{_prog()}: error: {e}', file=sys.stderr, flush=True)
-    sys.exit(2)
+    cli.exit_with_user_error(_prog(), e)
 
 
 def _parse_flags(argv):

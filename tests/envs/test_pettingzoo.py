@@ -276,7 +276,8 @@ def test_pettingzoo_is_imported_lazily_and_missing_package_message(
   real = pz.importlib.util.find_spec
   monkeypatch.setattr(pz.importlib.util, 'find_spec',
                       lambda n, *a: None if n == 'pettingzoo' else real(n, *a))
-  with pytest.raises(ImportError, match='pip install mpe2'):
+  # The registry names the extra that installs the family's packages.
+  with pytest.raises(ImportError, match=r'pip install "marl_jax\[pettingzoo\]"'):
     envs.make('pettingzoo/simple_spread')
 
 
