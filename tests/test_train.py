@@ -201,3 +201,14 @@ def test_anakin_run_resumes_in_anakin_only(tmp_path):
 def test_distributed_run_is_not_resumed_by_anakin(trained_run):
   r = train('--resume', '--runtime=anakin', f'--exp_dir={trained_run}')
   assert_user_error(r, '--runtime=distributed')
+
+
+def test_config_help_with_resume_shows_the_saved_run_and_trains_nothing(
+    trained_run):
+  before = sorted(os.listdir(os.path.join(trained_run, 'checkpoints')))
+  r = train('--resume', f'--exp_dir={trained_run}', '--num_steps=1200',
+            '--config_help')
+  assert r.returncode == 0, r.stderr
+  assert 'num_steps = 1200  (int)' in r.stdout  # the resumable override
+  assert "env = 'toy/cue_coordination'" in r.stdout
+  assert sorted(os.listdir(os.path.join(trained_run, 'checkpoints'))) == before

@@ -324,10 +324,11 @@ def _main(f: _Flags, argv):
     config = _resume_config(f, exp_dir)
   else:
     config = _build_config(f)
-    if f.config_help.value:
-      from marl_jax.utils import config_help  # pylint: disable=g-import-not-at-top
-      print(config_help.format_help(config))
-      return
+  if f.config_help.value:  # Nothing is written or run.
+    from marl_jax.utils import config_help  # pylint: disable=g-import-not-at-top
+    print(config_help.format_help(config))
+    return
+  if not f.resume.value:
     exp_dir = f.exp_dir.value or config.get('exp_dir') or os.path.join(
         'runs', '{}_{}_{}'.format(
             config.env.replace('/', '_'), config.algo,

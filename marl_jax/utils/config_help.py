@@ -56,11 +56,9 @@ def _dotted(node: ast.AST, aliases: Dict[str, str]) -> Optional[str]:
     return None
   if not isinstance(node, ast.Name):
     return None
-  if node.id in aliases:
-    prefix = aliases[node.id]
-    parts.append(prefix) if prefix else None
-  else:
+  if node.id not in aliases:
     return None
+  parts.append(aliases[node.id])
   return '.'.join(p for p in reversed(parts) if p)
 
 
