@@ -15,6 +15,14 @@ runtime reports through ``set_training_progress``.
 
 The horizon is a time limit: the ``LAST`` step has discount 1 (truncation).
 
+Dynamics: by default the package's (1.1.0) rules, where a full pot waits for
+an empty-handed interact to start cooking. ``old_dynamics=True`` gives the
+2019 rules of Carroll et al., under which the human-human trials were played
+(``overcooked_human``) and which JaxMARL's Overcooked implements: a pot
+starts cooking by itself when its third onion goes in, and an empty-handed
+interact on a pot does nothing. Cooking takes 20 steps either way; a soup
+is worth 20. (overcooked-ai 1.1.0 has no such switch; later releases do.)
+
 Notes on the package, and what this module does about them:
   * overcooked-ai 1.1.0 uses ``np.Inf``, which numpy 2 removed; we restore the
     alias before importing it. (``np.int`` is also used, but only by the random
@@ -181,7 +189,37 @@ class _MotionPlannerOnly:
 
 
 @functools.lru_cache(maxsize=None)
-def _load_layout(layout: str):
+def _old_dynamics_class():
+  """``OvercookedGridworld`` with the 2019 cooking rules (module docstring)."""
+  _, overcooked_mdp, _ = _package()
+
+  class OldDynamicsGridworld(overcooked_mdp.OvercookedGridworld):
+    """A pot starts cooking when its last ingredient goes in, by itself.
+
+    The rules of the 2019 game (Carroll et al.), under which the human-human
+    trials were recorded: interacting with an empty hand on a pot does
+    nothing, and a pot that has just been filled starts cooking within the
+    same step, so the environment effects of that step already advance it
+    by one tick (the recorded soups read 1 right after the third onion).
+    """
+
+    def soup_to_be_cooked_at_location(self, state, pos):
+      del state, pos
+      return False  # Only read by the empty-handed pot interact.
+
+    def resolve_interacts(self, new_state, joint_action, events_infos):
+      rewards = super().resolve_interacts(new_state, joint_action,
+                                          events_infos)
+      for obj in new_state.objects.values():
+        if obj.name == 'soup' and obj.is_idle and obj.is_full:
+          obj.begin_cooking()
+      return rewards
+
+  return OldDynamicsGridworld
+
+
+@functools.lru_cache(maxsize=None)
+def _load_layout(layout: str, old_dynamics: bool = False):
   """The layout's MDP and featurization planner, built once per process.
 
   Returns:
@@ -190,6 +228,10 @@ def _load_layout(layout: str):
   _, overcooked_mdp, planners = _package()
   start = time.perf_counter()
   mdp = overcooked_mdp.OvercookedGridworld.from_layout_name(layout)
+  if old_dynamics:
+    # `from_layout_name` always builds the base class; this instance is ours
+    # alone (cached per (layout, dynamics)), so retyping it is safe.
+    mdp.__class__ = _old_dynamics_class()
   counter_goals = planners.NO_COUNTERS_PARAMS['counter_goals']
   planner = _MotionPlannerOnly(
       planners.MotionPlanner(mdp, counter_goals=counter_goals))
@@ -333,7 +375,8 @@ class Overcooked(Environment):
                observation: str = 'featurized',
                reward_shaping_factor: float = 1.0,
                reward_shaping_horizon: int = 0,
-               render_tile_size: int = 45):
+               render_tile_size: int = 45,
+               old_dynamics: bool = False):
     """Builds the environment.
 
     Args:
@@ -345,6 +388,11 @@ class Overcooked(Environment):
       reward_shaping_horizon: run-wide environment steps over which the weight
         anneals linearly to 0; 0 keeps it constant.
       render_tile_size: pixels per grid tile in ``render()``.
+      old_dynamics: the 2019 cooking rules under which the human-human
+        trials were played (and which JaxMARL's Overcooked implements): a pot
+        starts cooking by itself when its third ingredient goes in. False
+        gives the package's rules, where a full pot waits for an
+        empty-handed interact.
 
     Raises:
       ValueError: an invalid argument (the message names it).
@@ -364,9 +412,13 @@ class Overcooked(Environment):
     self._shaping_horizon = _checks.non_negative_int('reward_shaping_horizon',
                                                      reward_shaping_horizon)
     self._tile_size = _checks.positive_int('render_tile_size', render_tile_size)
+    if not isinstance(old_dynamics, (bool, np.bool_)):
+      raise ValueError(f'old_dynamics must be True or False, got '
+                       f'{old_dynamics!r}.')
+    self._old_dynamics = bool(old_dynamics)
 
     actions, self._om, _ = _package()
-    self._mdp, self._planner, _ = _load_layout(layout)
+    self._mdp, self._planner, _ = _load_layout(layout, self._old_dynamics)
     self._joint_actions = [[a0, a1] for a0 in actions.Action.INDEX_TO_ACTION
                            for a1 in actions.Action.INDEX_TO_ACTION]
     width, height = self._mdp.shape
@@ -400,6 +452,10 @@ class Overcooked(Environment):
   @property
   def horizon(self) -> int:
     return self._horizon
+
+  @property
+  def old_dynamics(self) -> bool:
+    return self._old_dynamics
 
   @property
   def reward_shaping_weight(self) -> float:
@@ -515,21 +571,34 @@ class Overcooked(Environment):
     self._episode_sparse_return = float(state['episode_sparse_return'])
     self.set_training_progress(state['training_env_steps'])
 
+  def observe(self, state_code: Dict[str, Any]) -> Dict[str, np.ndarray]:
+    """The observation of a state given as a snapshot's ``'state'`` entry.
+
+    Does not touch the episode in progress; used to encode recorded states
+    (``overcooked_human.observations``).
+    """
+    self._configure_recipes()
+    return self._encode(_decode_state(state_code, self._om))
+
   # -- Internals --------------------------------------------------------------
 
   def _configure_recipes(self) -> None:
     configure_recipes(self._mdp)
 
   def _observe(self) -> Dict[str, np.ndarray]:
+    return self._encode(self._state)
+
+  def _encode(self, state) -> Dict[str, np.ndarray]:
     if self._obs_key == 'FEATURES':
-      features = self._mdp.featurize_state(self._state, self._planner)
+      features = self._mdp.featurize_state(state, self._planner)
     else:
-      features = self._mdp.lossless_state_encoding(self._state, self._horizon)
+      features = self._mdp.lossless_state_encoding(state, self._horizon)
     return {self._obs_key: np.array(features, dtype=np.float32)}
 
   def __repr__(self) -> str:
     return (f'Overcooked(layout={self._layout!r}, horizon={self._horizon}, '
-            f'observation={self._observation_type!r})')
+            f'observation={self._observation_type!r}, '
+            f'old_dynamics={self._old_dynamics})')
 
 
 def make(layout: str, **kwargs) -> Overcooked:
