@@ -107,6 +107,13 @@ def learns_team_reward(name: str) -> bool:
   return bool(getattr(_module(name), 'TEAM_REWARD', False))
 
 
+def is_offline(name: str) -> bool:
+  """Whether algorithm ``name`` learns from a dataset rather than by acting
+  (its module sets ``OFFLINE``: behaviour cloning); ``runtime/offline.py``
+  trains it."""
+  return bool(getattr(_module(name), 'OFFLINE', False))
+
+
 def with_global_state(config, observation_spec):
   """``config`` with the ``global_state`` wrapper added (a copy) when its
   algorithm reads a ``GLOBAL`` the environment lacks; else ``config``."""
@@ -147,5 +154,6 @@ def make(name: str, env_spec, config) -> Algorithm:
 
 
 __all__ = ['ALGORITHMS', 'ActorExtras', 'Algorithm', 'LearnerState',
-           'UnknownAlgorithmError', 'global_state_key', 'learns_team_reward',
+           'UnknownAlgorithmError', 'global_state_key', 'is_offline',
+           'learns_team_reward',
            'make', 'make_env', 'names', 'with_global_state']

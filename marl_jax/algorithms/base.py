@@ -53,15 +53,21 @@ class Algorithm(NamedTuple):
       for one member (``EpisodeBatch`` instead of ``Trajectory`` when
       ``replay_table.joint``); metrics are scalars, except ``priorities``
       ``[B]`` for the replay when it is prioritized.
-    replay_table: what actors write and how the learner samples it.
+    replay_table: what actors write and how the learner samples it; None
+      for an offline learner (module ``OFFLINE``), which learns from a
+      dataset (``runtime/offline.py``) and has no actors.
     acting_params: ``(params, env_steps) -> params`` that ``act`` receives,
       for acting that depends on training progress (QMIX's epsilon schedule);
       pure. ``None``: act with the learner's params as they are.
+    evaluate: offline learners: ``(params, batch) -> metrics`` of one
+      member's params on a held-out batch, without updating (the validation
+      loss that early stopping reads). ``None`` for online learners.
   """
   name: str
   init: Callable[[jax.Array], LearnerState]
   act: Callable[..., Any]
   initial_core_state: Callable[[int], Any]
   update: Callable[[LearnerState, Any], Any]
-  replay_table: TableSpec
+  replay_table: Optional[TableSpec]
   acting_params: Optional[Callable[[Params, jax.Array], Params]] = None
+  evaluate: Optional[Callable[[Params, Any], Metrics]] = None

@@ -129,6 +129,8 @@ def prepare(config, runtime: str = 'distributed') -> Prepared:
     algorithm = algorithms.make(config.algo, spec, config)
   except (TypeError, ValueError, AttributeError, KeyError) as e:
     raise config_lib.ConfigError(f'{config.algo} config: {e}') from e
+  if algorithms.is_offline(config.algo):
+    return _prepare_offline(config, runtime, spec, algorithm)
   table = algorithm.replay_table
   check_population(config, runtime, joint=table.joint)
   if runtime == 'distributed' and table.item == 'chunk':
@@ -137,4 +139,24 @@ def prepare(config, runtime: str = 'distributed') -> Prepared:
         'from chunks that run on through episode ends, an anakin layout: the '
         'distributed actors write whole episodes; use --runtime=anakin or '
         '--config.joint_rollout=episodes.')
+  return Prepared(config, spec, algorithm)
+
+
+def _prepare_offline(config, runtime: str, spec, algorithm) -> Prepared:
+  """An offline learner (behaviour cloning) trains on its dataset
+  (``runtime/offline.py``), whatever the launcher; it has no actors, so
+  anakin's on-device rollouts and population matchmaking do not apply."""
+  from marl_jax.runtime import offline  # pylint: disable=g-import-not-at-top
+  if runtime == 'anakin':
+    raise UnsupportedError(
+        f'{config.algo} learns offline from a dataset, without acting: it has '
+        'no anakin runtime; leave out --runtime=anakin.')
+  if config.matchmaking != 'self_play' or config.pbt_every_updates:
+    raise UnsupportedError(
+        f'{config.algo} learns offline from a dataset: population methods '
+        '(matchmaking, PBT) do not apply; its members are independent clones.')
+  try:
+    offline.check_dataset(config)
+  except offline.DatasetError as e:
+    raise UnsupportedError(str(e)) from None
   return Prepared(config, spec, algorithm)

@@ -15,7 +15,7 @@ class ConfigError(ValueError):
 _POSITIVE_INTS = ('num_steps', 'population_size', 'num_actors',
                   'num_envs_per_actor', 'sequence_length', 'batch_size',
                   'replay_max_size', 'max_checkpoints_to_keep',
-                  'log_every_updates', 'video_min_size')
+                  'log_every_updates', 'video_min_size', 'num_epochs')
 _NON_NEGATIVE = ('learning_rate', 'entropy_cost', 'baseline_cost',
                  'max_grad_norm', 'checkpoint_every_s', 'progress_every_s')
 LAUNCHERS = ('local', 'ray', 'single')
@@ -39,7 +39,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.launcher not in LAUNCHERS:
     raise ConfigError(f'launcher {config.launcher!r} is not available; valid '
                       f'launchers: {", ".join(LAUNCHERS)}.')
-  if config.replay_max_size < config.batch_size:
+  if 'replay_max_size' in config and config.replay_max_size < config.batch_size:
     raise ConfigError(f'replay_max_size ({config.replay_max_size}) must be at '
                       f'least batch_size ({config.batch_size}).')
   if config.get('pbt_every_updates', 0):

@@ -45,6 +45,10 @@ def run(config, exp_dir: str, resume: bool = False,
         f'Unknown launcher {config.launcher!r}; valid: {", ".join(LAUNCHERS)}.')
   if ray_address and config.launcher != 'ray':
     raise config_lib.ConfigError('ray_address needs launcher ray.')
+  from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
+  if algorithms.is_offline(config.algo):  # No actors: the same run anywhere.
+    from marl_jax.runtime import offline  # pylint: disable=g-import-not-at-top
+    return offline.run(config, exp_dir, resume=resume)
   build.check_population(config, 'distributed')
   if config.launcher == 'single':
     from marl_jax.runtime.launchers import single  # pylint: disable=g-import-not-at-top
