@@ -55,6 +55,8 @@ ENVS = (
     'openspiel/kuhn_poker',
 )
 JAX_FAMILIES = ('jax', 'jaxmarl')
+# Where an offline learner (behaviour cloning) has a dataset of its own.
+DEMONSTRATIONS = ('overcooked/cramped_room',)
 ZERO_SUM_FAMILIES = ('openspiel',)  # two-player zero-sum games
 MIN_UPDATES = 2  # learner.csv rows (one per update, or per anakin iteration)
 RUNTIMES = ('distributed', 'anakin')
@@ -78,6 +80,11 @@ def refused_by_nature(algo: str, env: str, runtime: str) -> Optional[str]:
     return 'JAX-native'
   if family in ZERO_SUM_FAMILIES and algorithms.learns_team_reward(algo):
     return 'zero-sum'
+  if algorithms.is_offline(algo):
+    if runtime == 'anakin':
+      return 'offline'
+    if env not in DEMONSTRATIONS:
+      return 'demonstrations'
   return None
 
 
@@ -150,6 +157,9 @@ def config_for(algo: str, env: str, runtime: str):
     c.num_minibatches = 1
     net.core_size = 8
     c.num_steps = 64
+  elif algo == 'bc':
+    c.num_epochs = 2
+    c.batch_size = 256
   else:  # qmix, vdn
     c.batch_size = 2
     c.replay_max_size = 8

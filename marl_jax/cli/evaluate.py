@@ -27,6 +27,19 @@ member named ``meltingpot_bots:<bot>``). Their saved models come with Melting
 Pot's assets archive: without it the request fails before anything is played,
 saying how to install it. See marl_jax/evaluation/meltingpot_bots.py.
 
+On Overcooked's five classic layouts the held-out partner can be the human
+proxy of Carroll et al. (2019), a behaviour clone of the 2019 human test
+trials on the run's layout (``human_proxy:train``: of the train trials);
+the run must have been trained under the 2019 cooking rules
+(``--config.env_kwargs.old_dynamics=True``). Clones are made on first use
+and kept in $MARL_JAX_HUMAN_PROXY_DIR (default ~/.cache/marl_jax/human_proxy):
+
+  python evaluate.py --exp_dir=runs/sp_cramped --heldout=human_proxy \
+      --num_episodes=40
+
+The report then also gives each held-out partner's score by seat (the focal
+run at index 0, and at index 1).
+
 Writes results.json, crossplay.csv, payoff.json (every match as a payoff
 table of run[member] policies), report.md and heatmap.png into --out_dir.
 With --videos, also GIFs under <out_dir>/videos, listed in results.json and
@@ -93,8 +106,12 @@ class _Flags:
         'exp_dir', None, 'Trained run(s) to evaluate (focal).')
     self.heldout = flags.DEFINE_multi_string(
         'heldout', [], 'Held-out partners: run directories, scripted:<name> '
-        '(random, stay, greedy), or meltingpot_bots:<bot>[,<bot>...] / '
-        'meltingpot_bots:all (Melting Pot\'s official bots).')
+        '(random, stay, greedy), meltingpot_bots:<bot>[,<bot>...] / '
+        'meltingpot_bots:all (Melting Pot\'s official bots), or human_proxy '
+        '(Overcooked: a behaviour clone of the 2019 human test trials on '
+        'the run\'s layout, Carroll et al.\'s H_proxy; human_proxy:train '
+        'for the train split\'s clone; cloned once into '
+        '$MARL_JAX_HUMAN_PROXY_DIR or ~/.cache/marl_jax/human_proxy).')
     self.env = flags.DEFINE_string('env', None,
                                    'Environment (default: the runs\').')
     self.num_episodes = flags.DEFINE_integer('num_episodes', 10,
@@ -168,6 +185,7 @@ def _main(opts: _Flags, argv):
     if flags.FLAGS[flag.name].present:
       raise UsageError(f'--{flag.name} is for --scenarios.')
   # pylint: disable=g-import-not-at-top
+  from marl_jax.evaluation import human_proxy
   from marl_jax.evaluation import meltingpot_bots
   from marl_jax.evaluation import report
   from marl_jax.evaluation import scripted
@@ -177,17 +195,24 @@ def _main(opts: _Flags, argv):
   # pylint: enable=g-import-not-at-top
   scripted_specs = {d for d in opts.heldout.value if scripted.parse(d)}
   bot_specs = [d for d in opts.heldout.value if meltingpot_bots.parse(d)]
+  proxy_specs = {d: human_proxy.parse(d) for d in opts.heldout.value
+                 if human_proxy.parse(d)}
   for d in list(opts.exp_dir.value) + list(opts.heldout.value):
     if (d not in scripted_specs and d not in bot_specs and
-        not os.path.isdir(d)):
+        d not in proxy_specs and not os.path.isdir(d)):
       raise UsageError(f'{d} is not a directory (expected a train.py run dir, '
-                       'or scripted:<name> or meltingpot_bots:<bot> for '
-                       '--heldout).')
+                       'or scripted:<name>, meltingpot_bots:<bot> or '
+                       'human_proxy for --heldout).')
   focal = [report.load(d, opts.greedy.value, opts.seed.value)
            for d in opts.exp_dir.value]
-  heldout_runs = {d: report.load(d, opts.greedy.value, opts.seed.value + 1 + k)
-                  for k, d in enumerate(opts.heldout.value)
-                  if d not in scripted_specs and d not in bot_specs}
+  heldout_runs = {}
+  for k, d in enumerate(opts.heldout.value):
+    seed = opts.seed.value + 1 + k
+    if d in proxy_specs:  # A clone of human play acts stochastically.
+      heldout_runs[d] = report.load(_human_proxy_dir(focal, proxy_specs[d]),
+                                    False, seed, name=d)
+    elif d not in scripted_specs and d not in bot_specs:
+      heldout_runs[d] = report.load(d, opts.greedy.value, seed)
   runs = {}
   for r in focal + list(heldout_runs.values()):
     if r.name in runs and runs[r.name].exp_dir != r.exp_dir:
@@ -258,6 +283,44 @@ def _main(opts: _Flags, argv):
     print(f.read())
   for k, p in paths.items():
     print(f'{_prog()}: {k}: {p}')
+
+
+def _human_proxy_dir(focal, split: str) -> str:
+  """The run directory of the human clone of ``split`` for the focal runs'
+  layout and observation, cloned first if it is not there yet."""
+  # pylint: disable=g-import-not-at-top
+  from marl_jax.evaluation import human_proxy
+  from marl_jax import run_dir
+  # pylint: enable=g-import-not-at-top
+  wanted = {human_proxy.layout_of(r.config, r.exp_dir) for r in focal}
+  if len(wanted) > 1:
+    raise UsageError('--heldout=human_proxy: the focal runs differ in layout '
+                     'or observation (' + ', '.join(
+                         f'{a} {b}' for a, b in sorted(wanted)) +
+                     '); evaluate one layout at a time.')
+  layout, observation = wanted.pop()
+  d = human_proxy.proxy_dir(layout, split, observation)
+  if os.path.isdir(run_dir.checkpoint_dir(d)) and os.listdir(
+      run_dir.checkpoint_dir(d)):
+    return d
+  # pylint: disable=g-import-not-at-top
+  from configs import bc
+  from marl_jax.runtime import build, offline
+  from marl_jax.utils import config as config_lib
+  # pylint: enable=g-import-not-at-top
+  config = bc.get_config(f'overcooked/{layout}')
+  config.dataset = f'human:{split}'
+  config.env_kwargs.observation = observation
+  config = build.prepare(config).config
+  config.exp_dir = d
+  print(f'{_prog()}: cloning the human proxy of {layout} ({split} split, '
+        f'{observation}) into {d}, once (about a minute)', file=sys.stderr,
+        flush=True)
+  os.makedirs(d, exist_ok=True)
+  with open(run_dir.config_path(d), 'w') as f:
+    f.write(config_lib.to_json(config))
+  offline.run(config, d)
+  return d
 
 
 @contextlib.contextmanager

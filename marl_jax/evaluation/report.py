@@ -129,6 +129,22 @@ def summary(blocks: Sequence[Block]) -> Dict[str, Dict[str, float]]:
   return out
 
 
+def seat_orders(result: crossplay.CrossPlayResult) -> Dict[str, object]:
+  """The focal side's value by the seat it sat in, over every pair and
+  episode of one block: ``{'seat_0': (mean, standard error, n), 'seat_1':
+  ...}``, the focal population at index 0 (episodes 0, 2, ...) or at index 1
+  (1, 3, ...; ``crossplay.cross_play`` alternates seats). The value is the
+  block's metric (the mean over agents), as in Carroll et al.'s tables, where
+  the agent at index 0 or 1 plays with the partner in the other seat."""
+  out = {}
+  for seat in (0, 1):
+    v = np.asarray(result.episodes, np.float64)[..., seat::2].ravel()
+    n = v.size
+    se = float(v.std(ddof=1) / np.sqrt(n)) if n > 1 else float('nan')
+    out[f'seat_{seat}'] = (float(v.mean()) if n else float('nan'), se, n)
+  return out
+
+
 def is_zero_sum(blocks: Sequence[Block]) -> bool:
   """Whether every episode of every block had zero-sum rewards."""
   return bool(blocks) and all(b.result.zero_sum for b in blocks)
@@ -270,6 +286,12 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
   doc = dict(env=env_name, metric=metric, num_episodes=num_episodes,
              runs={k: _run_doc(v) for k, v in runs.items()},
              summary=summ, pairs=rows, zero_sum=is_zero_sum(blocks))
+  seats = {f'{b.focal} with {b.partner}': seat_orders(b.result)
+           for b in blocks if b.partner != b.focal}
+  if seats:
+    doc['seat_orders'] = {k: {s_: dict(mean=m, se=se, episodes=n)
+                              for s_, (m, se, n) in v.items()}
+                          for k, v in seats.items()}
   if elo_ratings is not None:
     elo_rows = [dict(player=p, rating=float(r), games=int(g), score=float(sc))
                 for p, r, g, sc in sorted(
@@ -305,6 +327,16 @@ def write_report(out_dir: str, blocks: Sequence[Block], runs: Dict[str, LoadedRu
       cells = [f'{r.mean[i, j]:.1f} +- {r.ci95[i, j]:.1f}'
                for j in range(r.mean.shape[1])]
       lines.append(f'| {b.focal}[{i}] | ' + ' | '.join(cells) + ' |')
+  if seats:
+    lines += ['', '## Held-out partners by seat', '',
+              'The focal run at index 0 (the partner at 1) and at index 1, '
+              'over every member pair and episode; +- is the standard error.',
+              '', '| focal with partner | focal at index 0 | focal at index 1 |'
+              , '| --- | ---: | ---: |']
+    for k, v in seats.items():
+      cells = [f'{m:.1f} +- {se:.1f} ({n})' if n > 1 else f'{m:.1f} ({n})'
+               for m, se, n in (v['seat_0'], v['seat_1'])]
+      lines.append(f'| {k} | ' + ' | '.join(cells) + ' |')
   if elo_ratings is not None:
     lines += ['', '## Elo ratings', '',
               'A Bradley-Terry fit to every episode (win: the higher own '
