@@ -43,27 +43,48 @@ def write_text(path: str, text: str) -> None:
   os.replace(path + '.tmp', path)
 
 
+def short_label(label: str, width: int = 28) -> str:
+  """``label`` cut in the middle to at most ``width`` characters (the full
+  names are in the report's tables)."""
+  if len(label) <= width:
+    return label
+  keep = width - 1
+  return label[:(keep + 1) // 2] + '\u2026' + label[len(label) - keep // 2:]
+
+
 def heatmap(path: str, matrix: np.ndarray, row_labels: Sequence[str],
             col_labels: Sequence[str], xlabel: str, ylabel: str, title: str,
             fmt: str = '.0f') -> None:
-  """A PNG of ``matrix`` (NaN cells left blank), values written in cells."""
+  """A PNG of ``matrix`` (NaN cells left blank), values written in cells.
+
+  Cells fill the axes (so one row is a band, not a square), the figure grows
+  with the number and length of the labels, long labels are cut in the
+  middle, and the layout engine keeps the title and the colour bar apart.
+  """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(max(5.5, 2.5 + 0.9 * len(col_labels)),
-                                  max(4.5, 2.0 + 0.6 * len(row_labels))))
-  im = ax.imshow(matrix, cmap='viridis')
-  ax.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha='right')
-  ax.set_yticks(range(len(row_labels)), row_labels)
+  rows = [short_label(str(x)) for x in row_labels]
+  cols = [short_label(str(x)) for x in col_labels]
+  col_chars = max((len(c) for c in cols), default=1)
+  row_chars = max((len(r) for r in rows), default=1)
+  width = 2.6 + 0.08 * row_chars + max(3.0, 0.9 * len(cols))
+  height = 1.5 + 0.06 * col_chars + max(1.2, 0.5 * len(rows))
+  fig, ax = plt.subplots(figsize=(width, height), layout='constrained')
+  im = ax.imshow(matrix, cmap='viridis', aspect='auto')
+  ax.set_xticks(range(len(cols)), cols, rotation=35, ha='right',
+                rotation_mode='anchor')
+  ax.set_yticks(range(len(rows)), rows)
+  finite = matrix[np.isfinite(matrix)]
+  middle = float(finite.mean()) if finite.size else 0.0
   for (i, j), v in np.ndenumerate(matrix):
     if np.isfinite(v):
       ax.text(j, i, format(v, fmt), ha='center', va='center',
-              color='w' if v < np.nanmean(matrix) else 'k', fontsize=8)
+              color='w' if v < middle else 'k', fontsize=8)
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
-  ax.set_title(title, fontsize=9)
-  fig.colorbar(im, ax=ax, fraction=0.046)
-  fig.tight_layout()
+  fig.suptitle(title, fontsize=9)
+  fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02, aspect=12)
   fig.savefig(path + '.tmp.png', dpi=100)
   plt.close(fig)
   os.replace(path + '.tmp.png', path)

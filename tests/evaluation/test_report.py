@@ -109,3 +109,20 @@ def test_write_report_with_elo_and_a_runs_payoff(tmp_path):
     md = f.read()
   assert '## Elo ratings' in md and '| pop[0] |' in md
   assert 'Payoff table saved with pop' in md and '4.00 (2)' in md
+
+
+def test_long_labels_are_cut_in_the_middle_and_one_row_still_draws(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from marl_jax.evaluation import files  # pylint: disable=g-import-not-at-top
+  assert files.short_label('human_proxy[0]') == 'human_proxy[0]'
+  cut = files.short_label('overcooked_cramped_room_ippo_20261207-213000[0]')
+  assert len(cut) == 28 and cut.startswith('overcooked_cra')
+  assert cut.endswith('213000[0]') and '\u2026' in cut
+  path = str(tmp_path / 'h.png')
+  files.heatmap(path, np.array([[85., 100.]]), ['a' * 60 + '[0]'],
+                ['a' * 60 + '[0]', 'human_proxy[0]'], 'partner', 'focal',
+                'a title\nsecond line')
+  w, h = Image.open(path).size
+  # One row is a band across a figure sized for its labels, not a square
+  # dwarfed by a rotated label.
+  assert w > h and h < 500
