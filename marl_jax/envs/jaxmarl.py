@@ -68,6 +68,10 @@ Family specifics:
     start on the layout's cells and, as in JaxMARL, each facing a random
     direction (overcooked_ai starts them facing north); ``random_reset=True``
     is JaxMARL's randomised start (cells, inventories, pot states).
+    ``with_players(state, positions, directions)`` moves the agents of a
+    state to given cells and facings (``reset_with_players(key, ...)``:
+    a reset that starts there; ``observation(state)``: a state's
+    observation), e.g. a human trial's recorded start (``jaxmarl_human``).
   * Overcooked rules: JaxMARL's are the 2019 game's (the third onion starts
     the cook, 20 steps to cook), under which the human-human trials shipped
     with overcooked_ai were recorded. Replayed from their first state, all
@@ -481,6 +485,74 @@ class JaxMarlOvercooked(JaxMarlEnvironment):
   def _observation_spec(self, shapes):
     shape, dtype = self._raw_shapes[self._agents[0]]
     return {'GRID': ArraySpec(shape, dtype), GLOBAL: self._global_spec()}
+
+  @property
+  def layout(self) -> str:
+    """The kitchen's name (a key of ``OVERCOOKED_GRIDS``)."""
+    return self._config[0]
+
+  def with_players(self, state: JaxMarlState, positions,
+                   directions) -> JaxMarlState:
+    """``state`` with the agents moved to ``positions``, facing
+    ``directions``; everything else (pots, counters, what they hold, the
+    step) as it was. Pure and jittable.
+
+    Args:
+      state: a state of this environment (e.g. from ``reset``).
+      positions: ``[2, 2]`` int, each agent's cell ``(x, y)`` (column, row,
+        as overcooked_ai's ``position``), in slot order. They must be floor
+        cells, different from each other (not checked: traced values).
+      directions: ``[2, 2]`` int, each agent's facing as a unit vector
+        ``(dx, dy)`` (overcooked_ai's ``orientation``; ``(0, -1)`` is up).
+
+    Returns:
+      The state; its observation is ``observation(state)``.
+    """
+    # pylint: disable-next=g-import-not-at-top
+    from jaxmarl.environments.overcooked.common import (DIR_TO_VEC,
+                                                        OBJECT_TO_INDEX)
+    s = state.env_state
+    positions = jnp.asarray(positions, s.agent_pos.dtype).reshape(self._n, 2)
+    directions = jnp.asarray(directions, jnp.int32).reshape(self._n, 2)
+    # JaxMARL's direction index: the row of DIR_TO_VEC (up, down, right,
+    # left: the order of the move actions).
+    dirs = jnp.argmax(jnp.all(jnp.asarray(DIR_TO_VEC, jnp.int32)[None]
+                              == directions[:, None], axis=-1), axis=-1)
+    pad = (s.maze_map.shape[0] - self._env.height) // 2
+    maze = s.maze_map
+    empty = jnp.array([OBJECT_TO_INDEX['empty'], 0, 0], maze.dtype)
+    for i in range(self._n):  # Clear both old cells before filling any.
+      x, y = s.agent_pos[i, 0], s.agent_pos[i, 1]
+      maze = maze.at[pad + y, pad + x].set(empty)
+    for i in range(self._n):
+      # JaxMARL's agent cell: object, colour (red 0 + 2 * i), direction.
+      cell = jnp.stack([jnp.asarray(OBJECT_TO_INDEX['agent'], maze.dtype),
+                        jnp.asarray(2 * i, maze.dtype),
+                        dirs[i].astype(maze.dtype)])
+      maze = maze.at[pad + positions[i, 1], pad + positions[i, 0]].set(cell)
+    dirs = dirs.astype(s.agent_dir_idx.dtype)
+    s = s.replace(agent_pos=positions, agent_dir_idx=dirs,
+                  agent_dir=jnp.asarray(DIR_TO_VEC)[dirs].astype(
+                      s.agent_dir.dtype),
+                  maze_map=maze)
+    return state._replace(env_state=s)
+
+  def observation(self, state: JaxMarlState) -> Dict[str, jax.Array]:
+    """The observation dict of ``state`` (what ``reset``/``step`` would
+    return in their ``TimeStep`` for it). Pure and jittable."""
+    obs = self._env.get_obs(state.env_state)
+    zeros = jnp.zeros((self._n,), jnp.float32)
+    ts = TimeStep(step_type=jnp.int32(StepType.MID), reward=zeros,
+                  discount=jnp.float32(1.), observation={}, info={})
+    return self._finish(state, obs, ts)[1].observation
+
+  def reset_with_players(self, key, positions, directions):
+    """``reset(key)``, with the agents at ``positions`` facing
+    ``directions`` (``with_players``): ``(state, TimeStep)``, ``FIRST``,
+    its observation that of the moved agents."""
+    state, ts = self.reset(key)
+    state = self.with_players(state, positions, directions)
+    return state, ts._replace(observation=self.observation(state))
 
   def _observe(self, obs, env_state):
     del env_state

@@ -428,29 +428,6 @@ def _ours(kitchen, agent_pos, agent_dir, agent_inv, pots):
       counters=counters)
 
 
-def _with_players(env, state, positions, orientations):
-  """``state`` with the agents moved to ``positions``, facing
-  ``orientations`` ([dx, dy] vectors)."""
-  # pylint: disable-next=g-import-not-at-top
-  from jaxmarl.environments.overcooked.common import DIR_TO_VEC
-  s = state.env_state
-  pad = (s.maze_map.shape[0] - env.jaxmarl_env.height) // 2
-  maze = s.maze_map
-  for x, y in np.asarray(s.agent_pos):
-    maze = maze.at[pad + y, pad + x].set(jnp.array([_EMPTY, 0, 0], jnp.uint8))
-  dirs = [_MOVES[tuple(o)] for o in orientations]
-  for i, ((x, y), d) in enumerate(zip(positions, dirs)):
-    # JaxMARL's agent cell: object, colour (red 0 + 2 * i), direction.
-    maze = maze.at[pad + y, pad + x].set(jnp.array([_AGENT, 2 * i, d],
-                                                   jnp.uint8))
-  dirs = jnp.asarray(dirs, s.agent_dir_idx.dtype)
-  s = s.replace(agent_pos=jnp.asarray(positions, s.agent_pos.dtype),
-                agent_dir_idx=dirs,
-                agent_dir=DIR_TO_VEC[dirs].astype(s.agent_dir.dtype),
-                maze_map=maze)
-  return state._replace(env_state=s)
-
-
 def _replay_trial(layout_name, num_steps=None):
   """Replays a recorded trial through ``jaxmarl/overcooked_<layout>`` from
   its first recorded state and compares, after every step, both players'
@@ -473,9 +450,9 @@ def _replay_trial(layout_name, num_steps=None):
   env = jm.JaxMarlOvercooked(layout, horizon=len(rows) + 1,
                              global_state=False)
   state, _ = jax_contract.reset(env, jax.random.PRNGKey(0))
-  state = _with_players(env, state,
-                        [p['position'] for p in start['players']],
-                        [p['orientation'] for p in start['players']])
+  state = env.with_players(state,
+                           [p['position'] for p in start['players']],
+                           [p['orientation'] for p in start['players']])
 
   def step(state, a):
     state, ts = env.step(state, a, jax.random.PRNGKey(0))
