@@ -56,7 +56,7 @@ ENVS = (
 )
 JAX_FAMILIES = ('jax', 'jaxmarl')
 # Where an offline learner (behaviour cloning) has a dataset of its own.
-DEMONSTRATIONS = ('overcooked/cramped_room',)
+DEMONSTRATIONS = ('overcooked/cramped_room', 'jaxmarl/overcooked_cramped_room')
 ZERO_SUM_FAMILIES = ('openspiel',)  # two-player zero-sum games
 MIN_UPDATES = 2  # learner.csv rows (one per update, or per anakin iteration)
 RUNTIMES = ('distributed', 'anakin')

@@ -10,6 +10,13 @@ rules, so the environment gets ``old_dynamics=True``. Training is offline
 (``runtime/offline.py``: no actors, a few minutes on a CPU) and writes a run
 directory that evaluate.py loads like any run.
 
+``--env=jaxmarl/overcooked_<layout>`` (the five classic layouts) clones the
+same trials as JaxMARL's Overcooked observes them: each trial is replayed
+from its recorded start (JaxMARL's rules are the 2019 ones) and every step's
+``GRID`` is a demonstration; the network's torso is chosen by that grid's
+spec (``network.torso='auto'``), and the unstuck rule compares the whole
+observation.
+
 Presets:
   overcooked  ``overcooked/cramped_room`` from the train split.
 """

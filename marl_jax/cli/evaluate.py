@@ -29,10 +29,13 @@ saying how to install it. See marl_jax/evaluation/meltingpot_bots.py.
 
 On Overcooked's five classic layouts the held-out partner can be the human
 proxy of Carroll et al. (2019), a behaviour clone of the 2019 human test
-trials on the run's layout (``human_proxy:train``: of the train trials);
-the run must have been trained under the 2019 cooking rules
-(``--config.env_kwargs.old_dynamics=True``). Clones are made on first use
-and kept in $MARL_JAX_HUMAN_PROXY_DIR (default ~/.cache/marl_jax/human_proxy):
+trials on the run's layout (``human_proxy:train``: of the train trials),
+for runs on ``overcooked/<layout>`` trained under the 2019 cooking rules
+(``--config.env_kwargs.old_dynamics=True``) and for runs on JaxMARL's
+``jaxmarl/overcooked_<layout>`` (whose rules are the 2019 ones); the clone
+is trained on the run's own family and observation. Clones are made on
+first use and kept in $MARL_JAX_HUMAN_PROXY_DIR (default
+~/.cache/marl_jax/human_proxy):
 
   python evaluate.py --exp_dir=runs/sp_cramped --heldout=human_proxy \
       --num_episodes=40
@@ -296,10 +299,12 @@ def _human_proxy_dir(focal, split: str) -> str:
   if len(wanted) > 1:
     raise UsageError('--heldout=human_proxy: the focal runs differ in layout '
                      'or observation (' + ', '.join(
-                         f'{a} {b}' for a, b in sorted(wanted)) +
+                         f'{p.env} {p.observation}'
+                         for p in sorted(wanted)) +
                      '); evaluate one layout at a time.')
-  layout, observation = wanted.pop()
-  d = human_proxy.proxy_dir(layout, split, observation)
+  proxy = wanted.pop()
+  d = human_proxy.proxy_dir(proxy.layout, split, proxy.observation,
+                            family=proxy.family)
   if os.path.isdir(run_dir.checkpoint_dir(d)) and os.listdir(
       run_dir.checkpoint_dir(d)):
     return d
@@ -308,14 +313,15 @@ def _human_proxy_dir(focal, split: str) -> str:
   from marl_jax.runtime import build, offline
   from marl_jax.utils import config as config_lib
   # pylint: enable=g-import-not-at-top
-  config = bc.get_config(f'overcooked/{layout}')
+  config = bc.get_config(proxy.env)  # The focal run's family.
   config.dataset = f'human:{split}'
-  config.env_kwargs.observation = observation
+  if proxy.family == 'overcooked':
+    config.env_kwargs.observation = proxy.observation
   config = build.prepare(config).config
   config.exp_dir = d
-  print(f'{_prog()}: cloning the human proxy of {layout} ({split} split, '
-        f'{observation}) into {d}, once (about a minute)', file=sys.stderr,
-        flush=True)
+  print(f'{_prog()}: cloning the human proxy of {proxy.env} ({split} split, '
+        f'{proxy.observation}) into {d}, once (about a minute)',
+        file=sys.stderr, flush=True)
   os.makedirs(d, exist_ok=True)
   with open(run_dir.config_path(d), 'w') as f:
     f.write(config_lib.to_json(config))

@@ -4,11 +4,18 @@
 clone of the *test* split of the 2019 human-human trials on the run's layout
 (their ``H_proxy``); ``human_proxy:train`` gives the clone of the train
 split (their ``BC``, what a method that uses human data may train with).
-Clones live as ordinary run directories (``train.py --algo=bc``) under
-``proxy_root()``: ``<root>/<layout>_<split>_<observation>``. The first use
-clones one (about a minute on a CPU; ``evaluate.py`` does it through the
-offline runtime), later ones load it. A clone of the run's own observation
-type is used (featurized or lossless), so it sees what the focal run sees.
+Focal runs on ``overcooked/<layout>`` (trained with ``old_dynamics=True``)
+and on ``jaxmarl/overcooked_<layout>`` (JaxMARL's rules are the 2019 ones)
+are covered, the five classic layouts of each; the clone is trained on the
+focal run's own family. Clones live as ordinary run directories
+(``train.py --algo=bc``) under ``proxy_root()``:
+``<root>/<layout>_<split>_<observation>`` (``overcooked/``) or
+``<root>/jaxmarl_<layout>_<split>`` (``jaxmarl/``). The first use clones one
+(about a minute on a CPU; ``evaluate.py`` does it through the offline
+runtime), later ones load it. A clone of the run's own observation type is
+used (featurized or lossless on ``overcooked/``; JaxMARL's ``GRID``), so it
+sees what the focal run sees. The clone is trained with its family's default
+horizon (which the lossless and ``GRID`` encodings' urgency layer reads).
 
 This module only names and checks; it imports no runtime.
 """
@@ -16,7 +23,7 @@ This module only names and checks; it imports no runtime.
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional
 
 PREFIX = 'human_proxy'
 SPLITS = {'': 'test', 'test': 'test', 'train': 'train'}
@@ -44,25 +51,64 @@ def proxy_root() -> str:
       os.path.expanduser('~'), '.cache', 'marl_jax', 'human_proxy')
 
 
-def layout_of(config, where: str) -> Tuple[str, str]:
-  """``(layout, observation)`` of a focal run's config, or ``ValueError``
-  naming the run when the human data cannot partner it."""
-  from marl_jax.envs import overcooked_human  # pylint: disable=g-import-not-at-top
+class Proxy(NamedTuple):
+  """Which clone partners a focal run: ``family`` ``'overcooked'`` or
+  ``'jaxmarl'``, ``layout`` the family's layout name, ``observation`` what
+  the clone sees (``'featurized'``/``'lossless'`` on ``overcooked/``,
+  ``'GRID'`` on ``jaxmarl/``)."""
+  family: str
+  layout: str
+  observation: str
+
+  @property
+  def env(self) -> str:
+    """The environment name the clone is trained on."""
+    if self.family == 'jaxmarl':
+      return f'jaxmarl/overcooked_{self.layout}'
+    return f'overcooked/{self.layout}'
+
+
+def _covered() -> str:
+  # pylint: disable=g-import-not-at-top
+  from marl_jax.envs import overcooked_human
+  from marl_jax.envs.jaxmarl import OVERCOOKED_AI_LAYOUTS
+  # pylint: enable=g-import-not-at-top
+  return ', '.join([f'overcooked/{x}' for x in overcooked_human.LAYOUTS] +
+                   [f'jaxmarl/overcooked_{x}' for x in OVERCOOKED_AI_LAYOUTS])
+
+
+def layout_of(config, where: str) -> Proxy:
+  """The ``Proxy`` (family, layout, observation) of a focal run's config, or
+  ``ValueError`` naming the run when the human data cannot partner it."""
+  # pylint: disable=g-import-not-at-top
+  from marl_jax.envs import overcooked_human
+  from marl_jax.envs.jaxmarl import OVERCOOKED_AI_LAYOUTS
+  # pylint: enable=g-import-not-at-top
   family, _, layout = str(config.env).partition('/')
   kwargs = dict(config.env_kwargs.to_dict()) if config.env_kwargs else {}
+  game, _, jaxmarl_layout = layout.partition('_')
+  if (family == 'jaxmarl' and game == 'overcooked' and
+      jaxmarl_layout in OVERCOOKED_AI_LAYOUTS):
+    # JaxMARL's Overcooked plays the 2019 rules: nothing more to check.
+    return Proxy('jaxmarl', jaxmarl_layout, 'GRID')
   if family != 'overcooked' or layout not in overcooked_human.LAYOUTS:
     raise ValueError(
         f'--heldout=human_proxy: {where} was trained on {config.env}, and the '
-        'human data covers ' + ', '.join(
-            f'overcooked/{x}' for x in overcooked_human.LAYOUTS) + '.')
+        f'human data covers {_covered()}.')
   if not kwargs.get('old_dynamics', False):
     raise ValueError(
         f'--heldout=human_proxy: {where} was trained under the package\'s '
         'cooking rules, and the humans played the 2019 rules (a full pot '
         'cooks by itself): train with --config.env_kwargs.old_dynamics=True.')
-  return layout, kwargs.get('observation', 'featurized')
+  return Proxy('overcooked', layout, kwargs.get('observation', 'featurized'))
 
 
 def proxy_dir(layout: str, split: str, observation: str,
-              root: Optional[str] = None) -> str:
-  return os.path.join(root or proxy_root(), f'{layout}_{split}_{observation}')
+              root: Optional[str] = None, family: str = 'overcooked') -> str:
+  """``<root>/<layout>_<split>_<observation>`` for ``overcooked/``,
+  ``<root>/jaxmarl_<layout>_<split>`` for ``jaxmarl/`` (one observation)."""
+  if family == 'jaxmarl':
+    name = f'jaxmarl_{layout}_{split}'
+  else:
+    name = f'{layout}_{split}_{observation}'
+  return os.path.join(root or proxy_root(), name)

@@ -11,7 +11,11 @@ run.
 Datasets (``dataset_for``):
   * ``human:train`` / ``human:test``: the 2019 human-human Overcooked trials
     of the run's layout (``envs/overcooked_human.py``), both players' steps,
-    observed as the run's environment observes them.
+    observed as the run's environment observes them: on ``overcooked/<layout>``
+    (with ``old_dynamics=True``, the rules they were played by) each recorded
+    state is encoded by the env; on ``jaxmarl/overcooked_<layout>`` (JaxMARL's
+    rules are the 2019 ones) each trial is replayed from its recorded start
+    (``envs/jaxmarl_human.py``) and observed as JaxMARL's ``GRID``.
 
 Training follows Carroll et al. (2019): whole trials are held out for
 validation (``validation_fraction`` of them, at least one); each epoch is a
@@ -53,6 +57,20 @@ class DatasetError(config_lib.ConfigError):
   """A dataset that does not exist for the run's environment."""
 
 
+def _human_envs():
+  """``{env name: (trials' layout, 'overcooked' | 'jaxmarl')}``: every
+  environment the human trials can be observed in."""
+  # pylint: disable=g-import-not-at-top
+  from marl_jax.envs import overcooked_human
+  from marl_jax.envs.jaxmarl import OVERCOOKED_AI_LAYOUTS
+  # pylint: enable=g-import-not-at-top
+  envs_ = {f'overcooked/{x}': (x, 'overcooked')
+           for x in overcooked_human.LAYOUTS}
+  envs_.update({f'jaxmarl/overcooked_{x}': (ai, 'jaxmarl')
+                for x, ai in OVERCOOKED_AI_LAYOUTS.items()})
+  return envs_
+
+
 def check_dataset(config) -> None:
   """Raises ``DatasetError`` (one line) unless ``config.dataset`` exists for
   ``config.env``."""
@@ -60,14 +78,14 @@ def check_dataset(config) -> None:
   if dataset not in DATASETS:
     raise DatasetError(f'Unknown dataset {dataset!r}; valid: '
                        f'{", ".join(DATASETS)}.')
-  family, _, name = str(config.env).partition('/')
-  from marl_jax.envs import overcooked_human  # pylint: disable=g-import-not-at-top
-  if family != 'overcooked' or name not in overcooked_human.LAYOUTS:
-    envs_ = ', '.join(f'overcooked/{x}' for x in overcooked_human.LAYOUTS)
+  envs_ = _human_envs()
+  if str(config.env) not in envs_:
     raise DatasetError(
         f'{config.algo} learns from demonstrations, and dataset {dataset!r} '
-        f'has none for {config.env} (it covers {envs_}).')
-  if not config.env_kwargs.get('old_dynamics', False):
+        f'has none for {config.env} (it covers {", ".join(envs_)}).')
+  # JaxMARL's Overcooked plays the 2019 rules already.
+  if (envs_[str(config.env)][1] == 'overcooked' and
+      not config.env_kwargs.get('old_dynamics', False)):
     raise DatasetError(
         f'dataset {dataset!r} was played under the 2019 cooking rules: set '
         '--config.env_kwargs.old_dynamics=True.')
@@ -77,16 +95,31 @@ def dataset_for(config, env) -> Dataset:
   """``config.dataset`` for the run's environment ``env`` (see the module
   docstring); both players' steps of every trial, in trial order."""
   check_dataset(config)
-  from marl_jax.envs import overcooked_human  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from marl_jax.envs import overcooked_human
+  # pylint: enable=g-import-not-at-top
   split = config.dataset.partition(':')[2]
-  layout = str(config.env).partition('/')[2]
+  layout, family = _human_envs()[str(config.env)]
   trials = overcooked_human.load_trials(split, layout)
   inner = env
-  while not hasattr(inner, 'observe') and hasattr(inner, 'unwrapped'):
-    inner = inner.unwrapped
+  if family == 'jaxmarl':
+    from marl_jax.envs import jaxmarl_human  # pylint: disable=g-import-not-at-top
+    while not hasattr(inner, 'with_players'):
+      if hasattr(inner, 'jax_env'):
+        inner = inner.jax_env
+      elif hasattr(inner, 'unwrapped') and inner.unwrapped is not inner:
+        inner = inner.unwrapped
+      else:
+        raise DatasetError(f'{config.env}: cannot find JaxMARL\'s Overcooked '
+                           f'inside {type(env).__name__}.')
+    observe = lambda trial: jaxmarl_human.observations(trial, inner)
+  else:
+    while not hasattr(inner, 'observe') and hasattr(inner, 'unwrapped'):
+      inner = inner.unwrapped
+    observe = lambda trial: overcooked_human.observations(trial, inner)
   obs, actions, groups = [], [], []
   for i, trial in enumerate(trials):
-    o = overcooked_human.observations(trial, inner)
+    o = observe(trial)
     n = trial.num_steps * 2  # [T, 2, ...] -> [2T, ...]
     obs.append({k: v.reshape((n,) + v.shape[2:]) for k, v in o.items()})
     actions.append(trial.actions.reshape(n))

@@ -33,16 +33,28 @@ def _config(env, **kwargs):
 
 
 def test_runs_the_human_data_cannot_partner_are_named():
-  layout, obs = human_proxy.layout_of(
+  proxy = human_proxy.layout_of(
       _config('overcooked/forced_coordination', old_dynamics=True,
               observation='lossless'), 'runs/a')
-  assert (layout, obs) == ('forced_coordination', 'lossless')
+  assert proxy == ('overcooked', 'forced_coordination', 'lossless')
+  assert proxy.env == 'overcooked/forced_coordination'
+  # JaxMARL's Overcooked plays the 2019 rules: no old_dynamics to ask for.
+  proxy = human_proxy.layout_of(_config('jaxmarl/overcooked_forced_coord'),
+                                'r')
+  assert proxy == ('jaxmarl', 'forced_coord', 'GRID')
+  assert proxy.env == 'jaxmarl/overcooked_forced_coord'
+  # The two families' clones of one layout live apart.
+  assert human_proxy.proxy_dir('cramped_room', 'test', 'GRID', '/p',
+                               family='jaxmarl') == '/p/jaxmarl_cramped_room_test'
+  assert human_proxy.proxy_dir('cramped_room', 'test', 'featurized',
+                               '/p') == '/p/cramped_room_test_featurized'
   with pytest.raises(ValueError, match=r'runs/b was trained on '
                      r'overcooked/large_room, and the human data covers'):
     human_proxy.layout_of(_config('overcooked/large_room', old_dynamics=True),
                           'runs/b')
-  with pytest.raises(ValueError, match='jaxmarl/overcooked_cramped_room'):
-    human_proxy.layout_of(_config('jaxmarl/overcooked_cramped_room'), 'r')
+  for env in ('jaxmarl/mpe_simple_spread', 'jaxmarl/overcooked_nowhere'):
+    with pytest.raises(ValueError, match='jaxmarl/overcooked_cramped_room'):
+      human_proxy.layout_of(_config(env), 'r')
   with pytest.raises(ValueError, match='old_dynamics=True'):
     human_proxy.layout_of(_config('overcooked/cramped_room'), 'runs/c')
 
