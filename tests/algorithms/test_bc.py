@@ -146,3 +146,41 @@ def test_clone_of_cramped_room_beats_the_action_frequencies(tmp_path):
   assert leaves[0].shape[0] == 2
   assert not np.allclose(leaves[0][0], leaves[0][1])
   assert os.path.exists(os.path.join(exp_dir, 'learner.csv'))
+
+
+@pytest.mark.slow  # ~40 s: the test split's pickle, jaxmarl, a replay compile
+@pytest.mark.skipif(not (__import__('importlib').util.find_spec(
+    'overcooked_ai_py') and __import__('importlib').util.find_spec('jaxmarl')),
+                    reason='needs overcooked-ai and jaxmarl')
+def test_human_data_on_jaxmarl_overcooked_is_grid_rows_a_clone_fits():
+  from marl_jax.runtime import build, offline  # pylint: disable=g-import-not-at-top
+  from marl_jax.envs import overcooked_human  # pylint: disable=g-import-not-at-top
+  from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
+  c = bc_configs.get_config('jaxmarl/overcooked_cramped_room')
+  c.dataset = 'human:test'
+  assert 'old_dynamics' not in c.env_kwargs  # JaxMARL plays the 2019 rules.
+  config = build.prepare(c).config
+  env = algorithms.make_env(config)
+  data = offline.dataset_for(config, env)
+  trials = overcooked_human.load_trials('test', 'cramped_room')
+  rows = 2 * sum(t.num_steps for t in trials)
+  assert data.observation['GRID'].shape == (rows, 4, 5, 26)
+  assert data.observation['GRID'].dtype == np.uint8
+  # Row 2t + i is player i before its action t, trial after trial.
+  np.testing.assert_array_equal(
+      data.action, np.concatenate([t.actions.reshape(-1) for t in trials]))
+  assert np.unique(data.group).tolist() == list(range(len(trials)))
+  # One minibatch update of the clone on the grid.
+  algo = algorithms.make('bc', env.spec(), config)
+  env.close()
+  state = algo.init(jax.random.PRNGKey(0))
+  batch = bc.Batch({'GRID': jnp.asarray(data.observation['GRID'][:64])},
+                   jnp.asarray(data.action[:64]), jnp.ones((64,)))
+  _, metrics = jax.jit(algo.update)(state, batch)
+  assert np.isfinite(float(metrics['loss']))
+  # Other jaxmarl games have no human data: one line naming the covered envs.
+  other = bc_configs.get_config('jaxmarl/overcooked_cramped_room')
+  other.env = 'jaxmarl/mpe_simple_spread'
+  with pytest.raises(config_lib.ConfigError,
+                     match='jaxmarl/overcooked_counter_circuit'):
+    offline.check_dataset(other)
