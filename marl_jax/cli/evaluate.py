@@ -291,10 +291,8 @@ def _main(opts: _Flags, argv):
 def _human_proxy_dir(focal, split: str) -> str:
   """The run directory of the human clone of ``split`` for the focal runs'
   layout and observation, cloned first if it is not there yet."""
-  # pylint: disable=g-import-not-at-top
-  from marl_jax.evaluation import human_proxy
-  from marl_jax import run_dir
-  # pylint: enable=g-import-not-at-top
+  from marl_jax.cli import human_proxies  # pylint: disable=g-import-not-at-top
+  from marl_jax.evaluation import human_proxy  # pylint: disable=g-import-not-at-top
   wanted = {human_proxy.layout_of(r.config, r.exp_dir) for r in focal}
   if len(wanted) > 1:
     raise UsageError('--heldout=human_proxy: the focal runs differ in layout '
@@ -302,31 +300,7 @@ def _human_proxy_dir(focal, split: str) -> str:
                          f'{p.env} {p.observation}'
                          for p in sorted(wanted)) +
                      '); evaluate one layout at a time.')
-  proxy = wanted.pop()
-  d = human_proxy.proxy_dir(proxy.layout, split, proxy.observation,
-                            family=proxy.family)
-  if os.path.isdir(run_dir.checkpoint_dir(d)) and os.listdir(
-      run_dir.checkpoint_dir(d)):
-    return d
-  # pylint: disable=g-import-not-at-top
-  from configs import bc
-  from marl_jax.runtime import build, offline
-  from marl_jax.utils import config as config_lib
-  # pylint: enable=g-import-not-at-top
-  config = bc.get_config(proxy.env)  # The focal run's family.
-  config.dataset = f'human:{split}'
-  if proxy.family == 'overcooked':
-    config.env_kwargs.observation = proxy.observation
-  config = build.prepare(config).config
-  config.exp_dir = d
-  print(f'{_prog()}: cloning the human proxy of {proxy.env} ({split} split, '
-        f'{proxy.observation}) into {d}, once (about a minute)',
-        file=sys.stderr, flush=True)
-  os.makedirs(d, exist_ok=True)
-  with open(run_dir.config_path(d), 'w') as f:
-    f.write(config_lib.to_json(config))
-  offline.run(config, d)
-  return d
+  return human_proxies.ensure(wanted.pop(), split, _prog())
 
 
 @contextlib.contextmanager

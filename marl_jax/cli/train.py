@@ -302,6 +302,29 @@ def _check_resume_runtime(exp_dir: str, runtime: str) -> None:
                      f'resume it with --runtime={saved}, not {runtime}.')
 
 
+def _resolve_partners(config, prog: str) -> str:
+  """``config.partners`` with each ``human_proxy[:split]`` replaced by the
+  clone's run directory (cloned first if needed), so config.json names
+  what the run really played with."""
+  # pylint: disable=g-import-not-at-top
+  from marl_jax.cli import human_proxies
+  from marl_jax.evaluation import human_proxy
+  # pylint: enable=g-import-not-at-top
+  out = []
+  for item in [s.strip() for s in config.partners.split(',') if s.strip()]:
+    split = human_proxy.parse(item)
+    if split is None:
+      out.append(item)
+      continue
+    try:
+      proxy = human_proxy.layout_of(config, 'this run')
+    except ValueError as e:
+      raise UsageError(str(e).replace('--heldout=human_proxy',
+                                      'partners=human_proxy')) from None
+    out.append(human_proxies.ensure(proxy, split, prog))
+  return ','.join(out)
+
+
 def _write_config(config, exp_dir: str) -> None:
   from marl_jax.utils import config as config_lib  # pylint: disable=g-import-not-at-top
   path = os.path.join(exp_dir, 'config.json')
@@ -342,6 +365,8 @@ def _main(f: _Flags, argv):
                        '--resume to continue it, or choose another --exp_dir.')
   config.exp_dir = exp_dir
   config_lib.validate(config)
+  if config.get('partners', '') and not f.resume.value:
+    config.partners = _resolve_partners(config, prog)
 
   # The config made concrete against its env and checked against the runtime.
   from marl_jax.runtime import build  # pylint: disable=g-import-not-at-top

@@ -48,6 +48,20 @@ def check_population(config, runtime: str, joint: bool = False) -> None:
   """
   matchmaking = config.get('matchmaking', 'self_play')
   pbt = bool(config.get('pbt_every_updates', 0))
+  if config.get('partners', ''):
+    if runtime != 'anakin':
+      raise UnsupportedError(
+          'partners (fixed training partners) play under --runtime=anakin for '
+          'now; the distributed program would ignore them.')
+    if joint:
+      raise UnsupportedError(
+          f'{config.algo} learns from whole episodes that one member plays in '
+          'every seat, so fixed partners cannot feed it; use a learner of '
+          'sequences (impala, opre, mappo, ippo).')
+    if matchmaking != 'self_play' or pbt:
+      raise UnsupportedError(
+          'partners take the seats matchmaking would fill: use '
+          'matchmaking=self_play (and no PBT) with them.')
   if runtime == 'anakin':
     if matchmaking != 'self_play' or pbt:
       option = (f'matchmaking={matchmaking!r}' if matchmaking != 'self_play'
@@ -133,6 +147,9 @@ def prepare(config, runtime: str = 'distributed') -> Prepared:
     return _prepare_offline(config, runtime, spec, algorithm)
   table = algorithm.replay_table
   check_population(config, runtime, joint=table.joint)
+  if config.get('partners', ''):  # Every partner loads, before anything runs.
+    from marl_jax.runtime import partners  # pylint: disable=g-import-not-at-top
+    partners.load_pool(config.partners, config.env)
   if runtime == 'distributed' and table.item == 'chunk':
     raise UnsupportedError(
         f'{config.algo} with joint_rollout={config.joint_rollout!r} learns '

@@ -766,3 +766,81 @@ def test_resume_refuses_a_checkpoint_of_another_layout(tmp_path):
   with pytest.raises(checkpointing.CheckpointError,
                      match=r'does not fit this config.*buffer'):
     anakin.run(bigger, str(tmp_path), max_iterations=4, resume=True)
+
+
+# ---------------------------------------------------------- fixed partners
+def _constant_pool(actions):
+  """A pool of policies that each always play one action (``actions[k]``)."""
+  from marl_jax.runtime import partners  # pylint: disable=g-import-not-at-top
+
+  def act(params, inputs, core, key, greedy):
+    del key, greedy
+    b = inputs.step_type.shape[0]
+    return (jnp.full((b,), params['action'], jnp.int32),
+            ActorExtras(logits=jnp.zeros((b, 2))), core)
+
+  const = Algorithm(name='const', init=None, act=act,
+                    initial_core_state=lambda b: (), update=None,
+                    replay_table=None)
+  return partners.Pool(const, {'action': jnp.asarray(actions, jnp.int32)},
+                       tuple(f'const{a}' for a in actions))
+
+
+def test_a_fixed_partner_plays_one_slot_per_episode_and_is_masked():
+  env = Guess()
+  config = _ippo_config(num_envs_per_actor=8)
+  algo = algorithms.make('ippo', env.spec(), config)
+  pool = _constant_pool([1, 1, 1])
+  anak = anakin.make_anakin(config, env, _recording(algo), partners=pool)
+  state = jax.jit(anak.init)(jax.random.PRNGKey(0))
+  iteration = jax.jit(anak.iteration)
+  seats, policies = [], []
+  batches = []
+  for _ in range(12):
+    state, metrics = iteration(state)
+    batches.append(jax.tree.map(lambda x: np.asarray(x)[0], metrics['batch']))
+    seats.append(np.asarray(state.partner.seat[0]))
+    policies.append(np.asarray(state.partner.policy[0]))
+  M, N, T = 8, 2, 5
+  for b in batches:
+    mask = b.mask.reshape(M, N, T + 1)
+    # Exactly one slot of every copy is the partner's, at every step.
+    np.testing.assert_array_equal(mask.sum(1), N - 1)
+    action = b.action.reshape(M, N, T + 1)
+    # The partner's slot plays its policy's action (always 1)...
+    assert np.all(action[mask == 0] == 1)
+    # ... while the learner's (a near-uniform new policy) plays both.
+    assert set(np.unique(action[mask == 1])) == {0, 1}
+    # The seat changes only where an episode starts.
+    step = b.step_type.reshape(M, N, T + 1)[:, 0]
+    seat = np.argmin(mask, axis=1)  # [M, T+1]
+    changed = seat[:, 1:] != seat[:, :-1]
+    assert np.all(step[:, 1:][changed] == StepType.FIRST)
+  # Over the episodes both seats and every policy of the pool take turns.
+  assert set(np.concatenate(seats)) == {0, 1}
+  assert set(np.concatenate(policies)) == {0, 1, 2}
+  # A learner of joint episodes cannot take partners.
+  qconfig = _qmix_config()
+  qalgo = algorithms.make('qmix', env.spec(), qconfig)
+  with pytest.raises(ValueError, match='fixed partners'):
+    anakin.make_anakin(qconfig, env, qalgo, partners=pool)
+
+
+def test_a_learner_with_fixed_partners_learns_their_convention():
+  """On Guess, a hit needs the two actions to sum to the target: with a
+  partner that always plays 1 the learner's best reply is fixed (target 1:
+  play 0; target 2: play 1), and it learns it; its self-play return is not
+  what it is trained on."""
+  env = Guess()
+  config = _ippo_config(num_envs_per_actor=16, learning_rate=3e-3)
+  algo = algorithms.make('ippo', env.spec(), config)
+  train = anakin.make_train(config, env, algo, num_iterations=150,
+                            partners=_constant_pool([1]))
+  _, metrics = jax.jit(train)(jax.random.PRNGKey(1))
+  hits = np.asarray(metrics['episode_hits'])[:, 0]
+  hits = hits[np.isfinite(hits)]
+  # Targets cycle 0, 1, 2 through episodes of 2-4 steps (3 on average):
+  # with the partner on 1, target 0 is never hit, so the best reply scores
+  # about 2 hits per episode; a uniform learner about 1.25.
+  assert np.mean(hits[:10]) < 1.5
+  assert np.mean(hits[-10:]) > 1.8

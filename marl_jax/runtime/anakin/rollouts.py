@@ -17,7 +17,7 @@ not counted; every layout counts the same steps as the distributed actors
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, NamedTuple
+from typing import Any, Callable, Dict, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +46,17 @@ class MemberState(NamedTuple):
   buffer: Any  # episode replay (joint episodes) or ()
   env_steps: jax.Array  # int32, this member's env steps so far
   key: jax.Array
+  # With fixed training partners (``runtime/partners.py``): who plays beside
+  # the learner in each copy (``PartnerState``); else ().
+  partner: Any = ()
+
+
+class PartnerState(NamedTuple):
+  """Per env copy ``[M]``: the pool policy playing, the slot it plays (both
+  drawn at every ``FIRST`` step) and its recurrent state."""
+  policy: jax.Array  # [M] int32, index into the pool
+  seat: jax.Array  # [M] int32, the agent slot it plays
+  core: Any  # [M, ...] its recurrent state
 
 
 class Rollouts(NamedTuple):
@@ -67,6 +78,8 @@ class Rollouts(NamedTuple):
   episodes: Callable[..., Any]
   chunks: Callable[..., Any]
   test: Callable[..., Any]
+  partner_init: Callable[[], Any] = lambda: ()
+  partner_act: Optional[Callable[..., Any]] = None
 
 
 def _flat(x):
@@ -120,10 +133,16 @@ def _episode_means(sum_done, count_done, info_done, info_keys):
 
 def make_rollouts(env: JaxEnvironment, algorithm: Algorithm,
                   population_size: int, num_envs: int,
-                  length: int) -> Rollouts:
+                  length: int, partners=None) -> Rollouts:
   """The rollouts of ``num_envs`` (M) copies of ``env`` per member, ``length``
   (T) steps long; ``population_size`` (P) scales the env-step count given to
-  the env's training-progress hook (members advance in step)."""
+  the env's training-progress hook (members advance in step).
+
+  ``partners`` (a ``runtime.partners.Pool``, sequences only): in every
+  episode of every copy one slot, drawn uniformly, is played by a pool
+  policy drawn uniformly; ``sequences`` then masks those rows (``mask`` 0),
+  so the member learns from its own slots only. ``act`` takes and returns
+  the ``PartnerState`` as well (``partner_act``)."""
   spec = env.spec()
   P, M, N, T = population_size, num_envs, spec.num_agents, length
   info_keys = tuple(spec.info_keys)
@@ -133,6 +152,43 @@ def make_rollouts(env: JaxEnvironment, algorithm: Algorithm,
         params, _agent_input(ts, prev_action, prev_reward), core, key, False)
     return (action.reshape(M, N).astype(jnp.int32),
             extras.logits.reshape(M, N, -1), core)
+
+  copies = jnp.arange(M)
+
+  def partner_init() -> Any:
+    if partners is None:
+      return ()
+    return PartnerState(policy=jnp.zeros((M,), jnp.int32),
+                        seat=jnp.zeros((M,), jnp.int32),
+                        core=partners.algorithm.initial_core_state(M))
+
+  def partner_act(pstate, ts, prev_action, prev_reward, action, key):
+    """``action`` [M, N] with each copy's partner slot played by its pool
+    policy; a new policy and slot are drawn where ``ts`` is ``FIRST``."""
+    if partners is None:
+      return action, pstate
+    k_pick, k_seat, k_act = jax.random.split(key, 3)
+    first = ts.step_type == StepType.FIRST
+    policy = jnp.where(first, jax.random.randint(k_pick, (M,), 0,
+                                                 partners.size), pstate.policy)
+    seat = jnp.where(first, jax.random.randint(k_seat, (M,), 0, N),
+                     pstate.seat)
+    inputs = AgentInput(
+        observation={k: v[copies, seat] for k, v in ts.observation.items()},
+        prev_action=prev_action[copies, seat],
+        prev_reward=prev_reward[copies, seat], step_type=ts.step_type)
+    params = jax.tree.map(lambda x: jnp.asarray(x)[policy], partners.params)
+
+    def one(p, inp, core, k):
+      add = lambda x: x[None]
+      a, _, core = partners.algorithm.act(
+          p, jax.tree.map(add, inp), jax.tree.map(add, core), k, False)
+      return a[0], jax.tree.map(lambda x: x[0], core)
+
+    a, core = jax.vmap(one)(params, inputs, pstate.core,
+                            jax.random.split(k_act, M))
+    action = action.at[copies, seat].set(a.astype(jnp.int32))
+    return action, PartnerState(policy, seat, core)
 
   def env_reset(key):
     return jax.vmap(env.reset)(jax.random.split(key, M))
@@ -160,12 +216,22 @@ def make_rollouts(env: JaxEnvironment, algorithm: Algorithm,
     distributed actors write sequences (module docstring of ``anakin``)."""
     env_state = progress(ms.env_state, ms.env_steps)
 
+    def own_rows(pstate):
+      """[M, N]: 1 where the member plays the slot, 0 for its partner's."""
+      if partners is None:
+        return jnp.ones((M, N), jnp.float32)
+      return (jnp.arange(N)[None, :] != pstate.seat[:, None]).astype(
+          jnp.float32)
+
     def step(carry, key):
       (env_state, ts, action, logits, core, core_in, prev_a, prev_r, returns,
-       info_returns, done) = carry
+       info_returns, done, pstate) = carry
       record = (ts.observation, prev_a, prev_r, action, ts.reward,
-                ts.discount, ts.step_type, logits)
-      k_env, k_act = jax.random.split(key)
+                ts.discount, ts.step_type, logits, own_rows(pstate))
+      if partners is None:  # The key stream of runs without partners.
+        (k_env, k_act), k_partner = jax.random.split(key), None
+      else:
+        k_env, k_act, k_partner = jax.random.split(key, 3)
       env_state, nts = env_step(env_state, action, k_env)
       was_last = (ts.step_type == StepType.LAST)[:, None]
       prev_a = jnp.where(was_last, 0, action)
@@ -174,22 +240,24 @@ def make_rollouts(env: JaxEnvironment, algorithm: Algorithm,
           nts, returns, info_returns, done, info_keys)
       new_action, new_logits, new_core = act(params, nts, prev_a, prev_r,
                                              core, k_act)
+      new_action, pstate = partner_act(pstate, nts, prev_a, prev_r,
+                                       new_action, k_partner)
       carry = (env_state, nts, new_action, new_logits, new_core, core,
-               prev_a, prev_r, returns, info_returns, done)
+               prev_a, prev_r, returns, info_returns, done, pstate)
       return carry, record
 
     carry0 = (env_state, ms.timestep, ms.action, ms.logits, ms.core,
               ms.core_in, ms.prev_action, ms.prev_reward, ms.returns,
-              ms.info_returns, _no_episodes(info_keys))
+              ms.info_returns, _no_episodes(info_keys), ms.partner)
     carry, records = jax.lax.scan(step, carry0, jax.random.split(key, T))
     (env_state, ts, action, logits, core, core_in, prev_a, prev_r, returns,
-     info_returns, done) = carry
+     info_returns, done, pstate) = carry
     last_record = (ts.observation, prev_a, prev_r, action, ts.reward,
-                   ts.discount, ts.step_type, logits)
+                   ts.discount, ts.step_type, logits, own_rows(pstate))
     records = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]]),
                            records, last_record)  # [T+1, M, ...]
-    obs, r_prev_a, r_prev_r, r_action, r_reward, r_discount, r_step, r_logits = (
-        records)
+    (obs, r_prev_a, r_prev_r, r_action, r_reward, r_discount, r_step, r_logits,
+     r_own) = records
 
     def rows(x):
       """``[T+1, M, N, ...] -> [M * N, T+1, ...]``."""
@@ -206,7 +274,7 @@ def make_rollouts(env: JaxEnvironment, algorithm: Algorithm,
         action=rows(r_action), reward=rows(r_reward),
         discount=per_agent(r_discount), step_type=per_agent(r_step),
         behaviour_logits=rows(r_logits),
-        mask=jnp.ones((M * N, T + 1), jnp.float32),
+        mask=rows(r_own),
         core_state=ms.core_in,
         policy_version=jnp.broadcast_to(ms.learner.step, (M * N,)))
     # A step on a LAST timestep only resets the env: not a transition.
@@ -214,7 +282,7 @@ def make_rollouts(env: JaxEnvironment, algorithm: Algorithm,
     ms = ms._replace(env_state=env_state, timestep=ts, action=action,
                      logits=logits, core=core, core_in=core_in,
                      prev_action=prev_a, prev_reward=prev_r, returns=returns,
-                     info_returns=info_returns)
+                     info_returns=info_returns, partner=pstate)
     return ms, traj, steps_taken, _episode_means(*done, info_keys)
 
   # --------------------------------------------- joint episodes and chunks
@@ -359,4 +427,5 @@ def make_rollouts(env: JaxEnvironment, algorithm: Algorithm,
 
   return Rollouts(act=act, env_reset=env_reset, acting_params=acting_params,
                   progress=progress, sequences=sequences, episodes=episodes,
-                  chunks=chunks, test=test)
+                  chunks=chunks, test=test, partner_init=partner_init,
+                  partner_act=partner_act)

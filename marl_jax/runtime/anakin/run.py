@@ -118,7 +118,13 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None,
   # loop runs until num_steps rather than for a fixed number of iterations.
   total = np.inf if max_iterations is None else max_iterations
   try:  # Shape errors (e.g. indivisible minibatches) as one line, early.
-    anakin = make_anakin(config, env, algorithm)
+    from marl_jax.runtime import partners as partners_lib  # pylint: disable=g-import-not-at-top
+    pool = partners_lib.load_pool(config.get('partners', ''), config.env)
+    if pool is not None:
+      print(f'anakin: {pool.size} fixed partner policies '
+            f'({", ".join(pool.names[:4])}{", ..." if pool.size > 4 else ""})',
+            flush=True)
+    anakin = make_anakin(config, env, algorithm, partners=pool)
 
     def run_chunk(state):
       return jax.lax.scan(lambda s, _: anakin.iteration(s), state, None,
@@ -142,7 +148,8 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None,
   if test_fn is not None and final_episodes not in (0, test_episodes):
     final_config = ml_collections.ConfigDict(config.to_dict())
     final_config.test_episodes = final_episodes
-    final_fn = jax.jit(make_anakin(final_config, env, algorithm).test)
+    final_fn = jax.jit(make_anakin(final_config, env, algorithm,
+                                   partners=pool).test)
   else:
     final_episodes = test_episodes
   test_interval = max(int(config.get('test_interval_steps', 0) or 0), 1)

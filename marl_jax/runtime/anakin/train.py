@@ -43,7 +43,8 @@ class Anakin(NamedTuple):
 
 
 def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
-                num_iterations: Optional[int] = None) -> Anakin:
+                num_iterations: Optional[int] = None,
+                partners=None) -> Anakin:
   """The pure pieces of an anakin run of ``algorithm`` on ``env``.
 
   Args:
@@ -53,6 +54,8 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
     algorithm: built for ``env.spec()``.
     num_iterations: iterations of ``train`` (default: enough for
       ``num_steps``).
+    partners: a ``runtime.partners.Pool`` of fixed training partners
+      (sequence algorithms only), or None.
   """
   if not isinstance(env, JaxEnvironment):
     raise TypeError('The anakin runtime needs a JaxEnvironment, got '
@@ -71,7 +74,11 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
   steps_per_iteration = P * M * T
   if num_iterations is None:
     num_iterations = max(1, -(-int(config.num_steps) // steps_per_iteration))
-  r = make_rollouts(env, algorithm, P, M, T)
+  if partners is not None and joint:
+    raise ValueError(f'{algorithm.name} learns from joint episodes; fixed '
+                     'partners play beside learners of sequences (IMPALA, '
+                     'OPRE, MAPPO/IPPO).')
+  r = make_rollouts(env, algorithm, P, M, T, partners=partners)
   act, acting_params = r.act, r.acting_params
 
   # ----------------------------------------------------------------- init
@@ -83,6 +90,7 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
     prev_action = jnp.zeros((M, N), jnp.int32)
     prev_reward = jnp.zeros((M, N), jnp.float32)
     env_steps = jnp.zeros((), jnp.int32)
+    pstate = r.partner_init()
     if joint:
       action = prev_action
       logits = jnp.zeros((M, N, spec.num_actions), jnp.float32)
@@ -90,14 +98,19 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
       example = _episode_item(jax.tree.map(lambda x: x[0], ts))
       buffer = episode_buffer.init(example, int(table.max_size))
     else:
+      k_partner = None
+      if partners is not None:
+        k_act, k_partner = jax.random.split(k_act)
       action, logits, core = act(acting_params(learner, env_steps), ts,
                                  prev_action, prev_reward, core_in, k_act)
+      action, pstate = r.partner_act(pstate, ts, prev_action, prev_reward,
+                                     action, k_partner)
       buffer = ()
     return MemberState(learner, env_state, ts, action, logits, core, core_in,
                        prev_action, prev_reward,
                        jnp.zeros((M, N), jnp.float32),
                        {k: jnp.zeros((M, N), jnp.float32) for k in info_keys},
-                       buffer, env_steps, k_run)
+                       buffer, env_steps, k_run, pstate)
 
   def _episode_item(ts0: TimeStep) -> EpisodeBatch:
     """An all-zero episode of ``T + 1`` steps (the replay's item shape)."""
@@ -216,9 +229,10 @@ def make_anakin(config, env: JaxEnvironment, algorithm: Algorithm,
 
 
 def make_train(config, env: JaxEnvironment, algorithm: Algorithm,
-               num_iterations: Optional[int] = None):
+               num_iterations: Optional[int] = None, partners=None):
   """``train(key) -> (final state [P], metrics [iterations, P])``, pure."""
-  anakin = make_anakin(config, env, algorithm, num_iterations)
+  anakin = make_anakin(config, env, algorithm, num_iterations,
+                       partners=partners)
 
   def train(key):
     state = anakin.init(key)
