@@ -13,9 +13,9 @@ directory that evaluate.py loads like any run.
 ``--env=jaxmarl/overcooked_<layout>`` (the five classic layouts) clones the
 same trials as JaxMARL's Overcooked observes them: each trial is replayed
 from its recorded start (JaxMARL's rules are the 2019 ones) and every step's
-``GRID`` is a demonstration; the network's torso is chosen by that grid's
-spec (``network.torso='auto'``), and the unstuck rule compares the whole
-observation.
+``GRID`` is a demonstration; the 2 x 64 MLP reads the flattened grid
+(``network.torso='mlp'``, as JaxMARL's IPPO baseline reads it), and the
+unstuck rule compares the whole observation.
 
 Presets:
   overcooked  ``overcooked/cramped_room`` from the train split.
@@ -36,6 +36,10 @@ def get_config(arg: str = 'overcooked') -> ml_collections.ConfigDict:
   if c.env.startswith('overcooked/'):
     c.env_kwargs.old_dynamics = True  # the rules the trials were played by
     c.env_kwargs.reward_shaping_horizon = 0  # nothing trains on the reward
+  elif c.env.startswith('jaxmarl/overcooked'):
+    # The 2x64 MLP on JaxMARL's flattened grid (as JaxMARL's IPPO baseline
+    # reads it); a conv torso on this CPU clones several times slower.
+    c.network.torso = 'mlp'
   return c
 
 

@@ -193,6 +193,9 @@ def base_config(algo: str) -> ml_collections.ConfigDict:
   # Run directory: logs, checkpoints, videos.
   c.exp_dir = ''  # '' -> runs/<env>_<algo>_<time>
   c.checkpoint_every_s = 300.0  # seconds between checkpoints
+  # Anakin: also a checkpoint at env step 0 and every this many env steps
+  # (0: off); max_checkpoints_to_keep still applies.
+  c.checkpoint_every_steps = 0
   c.max_checkpoints_to_keep = 3  # older checkpoints are deleted
   c.progress_every_s = 10.0  # seconds between progress lines
   c.log_every_updates = 10  # updates between learner.csv rows

@@ -201,8 +201,17 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None,
         population_size=int(config.population_size), runtime='anakin'),
               force=force)
 
+  # Checkpoints at fixed env steps too (e.g. the start, middle and end of a
+  # self-play run whose stages become Fictitious Co-Play partners).
+  every_steps = int(config.get('checkpoint_every_steps', 0) or 0)
+  if every_steps < 0:
+    raise ConfigError(f'checkpoint_every_steps must be >= 0, got {every_steps}.')
+  next_step_ckpt = ((env_steps // every_steps + 1) * every_steps
+                    if every_steps else None)
   with StopSignals() as flag:
     try:
+      if every_steps and not resume:
+        save(force=True)  # the policies before any training
       while iterations < total and env_steps < config.num_steps:
         if flag.stop:
           interrupted = True
@@ -237,7 +246,11 @@ def run(config, exp_dir: str, max_iterations: Optional[int] = None,
                       ' '.join(f'{x:.2f}' for x in v)
                       for k, v in last_test.items() if k != 'test_return'})
         progress.update(env_steps, last_returns, extra)
-        if time.monotonic() - last_ckpt >= config.checkpoint_every_s:
+        if next_step_ckpt is not None and env_steps >= next_step_ckpt:
+          save(force=True)
+          last_ckpt = time.monotonic()
+          next_step_ckpt = (env_steps // every_steps + 1) * every_steps
+        elif time.monotonic() - last_ckpt >= config.checkpoint_every_s:
           save()
           last_ckpt = time.monotonic()
       if test_fn is not None and (tested_at != env_steps or
