@@ -212,3 +212,14 @@ def test_config_help_with_resume_shows_the_saved_run_and_trains_nothing(
   assert 'num_steps = 1200  (int)' in r.stdout  # the resumable override
   assert "env = 'toy/cue_coordination'" in r.stdout
   assert sorted(os.listdir(os.path.join(trained_run, 'checkpoints'))) == before
+
+
+def test_the_human_proxy_as_a_partner_needs_a_layout_with_human_data(
+    tmp_path):
+  r = train('--runtime=anakin', '--algo=ippo', '--env=jaxmarl/mpe_simple_spread',
+            '--config.partners=human_proxy:train', f'--exp_dir={tmp_path}/r')
+  assert r.returncode == 2, r.stderr
+  line = r.stderr.strip()
+  assert '\n' not in line and 'partners=human_proxy' in line
+  assert 'jaxmarl/overcooked_cramped_room' in line  # what is covered
+  assert not os.path.exists(tmp_path / 'r' / 'config.json')
