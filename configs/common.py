@@ -157,15 +157,15 @@ def base_config(algo: str) -> ml_collections.ConfigDict:
   # joins the set, and partners are drawn by the meta-strategy of
   # psro_meta_solver (population/psro.py META_SOLVERS): 'nash' (two-player
   # zero-sum) | 'replicator' | 'alpharank' | 'fictitious_play'.
+  c.psro_iteration_updates = 100
+  c.psro_eval_episodes = 2
+  c.psro_meta_solver = 'replicator'
   # Fixed training partners (runtime/partners.py; --runtime=anakin, learners
   # of sequences): comma-separated run dirs, <dir>@<step> or <dir>@all
   # (every kept checkpoint), or human_proxy:train (Overcooked's clone of the
   # 2019 human train trials). In each episode one slot, drawn at random, is
   # played by a policy drawn from the pool; '' for none.
   c.partners = ''
-  c.psro_iteration_updates = 100
-  c.psro_eval_episodes = 2
-  c.psro_meta_solver = 'replicator'
   # Population-based training (launcher single): every pbt_every_updates
   # learner updates, each member plays pbt_eval_episodes self-play evaluation
   # episodes (scored on the sparse reward where the env has one, else the

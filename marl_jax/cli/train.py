@@ -320,7 +320,9 @@ def _resolve_partners(config, prog: str) -> str:
       proxy = human_proxy.layout_of(config, 'this run')
     except ValueError as e:
       raise UsageError(str(e).replace('--heldout=human_proxy',
-                                      'partners=human_proxy')) from None
+                                      'partners=human_proxy').replace(
+                                          ' was trained on ', ' is on ')
+                       ) from None
     out.append(human_proxies.ensure(proxy, split, prog))
   return ','.join(out)
 
