@@ -160,8 +160,8 @@ def base_config(algo: str) -> ml_collections.ConfigDict:
   c.psro_iteration_updates = 100
   c.psro_eval_episodes = 2
   c.psro_meta_solver = 'replicator'
-  # Fixed training partners (runtime/partners.py; --runtime=anakin, learners
-  # of sequences): comma-separated run dirs, <dir>@<step> or <dir>@all
+  # Fixed training partners (runtime/partners.py; every launcher and anakin,
+  # learners of sequences): comma-separated run dirs, <dir>@<step> or <dir>@all
   # (every kept checkpoint), or human_proxy:train (Overcooked's clone of the
   # 2019 human train trials). In each episode one slot, drawn at random, is
   # played by a policy drawn from the pool; '' for none.

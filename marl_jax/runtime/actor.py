@@ -68,13 +68,17 @@ class EnvLoop:
     joint_episodes: write whole episodes of all agents (``EpisodeBatch``, at
       most ``sequence_length`` steps) rather than per-agent sequences; every
       slot of an episode must be played by the same member (self-play).
+    partners: a ``runtime.partners.Pool`` of fixed training partners: in
+      every episode of every copy one slot, drawn at random, is played by a
+      policy drawn from the pool (acting with the pool's own algorithm and
+      recurrent state); that slot is never written nor counted.
   """
 
   def __init__(self, envs: Sequence[Environment], algorithm: Algorithm,
                population_size: int, matchmaking_name: str,
                sequence_length: int, writer: Writer, seed: int,
                device: Optional[jax.Device] = None, num_frozen: int = 0,
-               joint_episodes: bool = False):
+               joint_episodes: bool = False, partners=None):
     if not envs:
       raise ValueError('EnvLoop needs at least one environment copy.')
     if sequence_length <= 0:
@@ -102,6 +106,12 @@ class EnvLoop:
       # E.g. QMIX's epsilon schedule: acting params depend on env steps.
       self._acting_params = jax.jit(
           jax.vmap(algorithm.acting_params, in_axes=(0, None)))
+    self._partners = partners
+    if partners is not None:
+      if joint_episodes:
+        raise ValueError('Fixed partners cannot play in joint episodes.')
+      self._partner_act = make_slot_act(partners.algorithm, partners.size)
+      self._partner_params = jax.device_put(partners.params, self._device)
     self.num_snapshots = 0  # how many of the frozen slots hold a policy
     # PSRO's meta-strategy over those slots, set by the PSRO loop.
     self.snapshot_weights: Optional[np.ndarray] = None
@@ -132,6 +142,14 @@ class EnvLoop:
     M, N = self._M, self._N
     self._timesteps = [env.reset() for env in self._envs]
     self._members = np.stack([self._new_members() for _ in range(M)])
+    # The partner's slot and pool policy per copy (-1: no partner).
+    self._partner_seat = np.full((M,), -1, np.int64)
+    self._partner_policy = np.zeros((M,), np.int64)
+    if self._partners is not None:
+      for i in range(M):
+        self._draw_partner(i)
+      self._partner_core = jax.device_put(
+          self._partners.algorithm.initial_core_state(M), self._device)
     self._core = jax.device_put(self._algorithm.initial_core_state(M * N),
                                 self._device)
     self._prev_action = np.zeros((M, N), np.int32)
@@ -143,6 +161,16 @@ class EnvLoop:
     self._buffers: List[List[Dict[str, Any]]] = [[] for _ in range(M)]
     self._seq_core: List[Any] = [None] * M
     self._seq_version = np.zeros((M,), np.int32)
+
+  def _draw_partner(self, i: int) -> None:
+    if self._partners is not None:
+      self._partner_seat[i] = self._rng.integers(self._N)
+      self._partner_policy[i] = self._rng.integers(self._partners.size)
+
+  def _learns_from(self, i: int, j: int) -> bool:
+    """Whether slot ``j`` of copy ``i`` is a learning member's."""
+    return (self._members[i, j] < self._population_size and
+            j != self._partner_seat[i])
 
   def pop_episode_stats(self) -> List[Dict[str, Any]]:
     """Episodes finished since the last call: member, return, length, info."""
@@ -192,6 +220,8 @@ class EnvLoop:
           params, jnp.asarray(self._members.reshape(-1)), inputs, core_in, sub,
           greedy=False)
       action = np.asarray(action).reshape(M, N)
+      if self._partners is not None:
+        action = self._partner_actions(inputs, action)
       logits = np.asarray(extras.logits).reshape(M, N, -1)
       core_in_np = None
 
@@ -222,6 +252,7 @@ class EnvLoop:
           self._end_episode(i)
           self._timesteps[i] = self._envs[i].reset()
           self._members[i] = self._new_members()
+          self._draw_partner(i)
           self._prev_action[i] = 0
           self._prev_reward[i] = 0.
         else:
@@ -250,10 +281,23 @@ class EnvLoop:
     self.env_steps += taken
     return taken
 
+  def _partner_actions(self, inputs, action: np.ndarray) -> np.ndarray:
+    """``action`` with each copy's partner slot played by its pool policy."""
+    M, N = self._M, self._N
+    rows = np.arange(M) * N + self._partner_seat
+    partner_inputs = jax.tree.map(lambda x: np.asarray(x)[rows], inputs)
+    self._key, sub = jax.random.split(self._key)
+    chosen, _, self._partner_core = self._partner_act(
+        self._partner_params, jnp.asarray(self._partner_policy, jnp.int32),
+        partner_inputs, self._partner_core, sub, greedy=False)
+    action = action.copy()
+    action[np.arange(M), self._partner_seat] = np.asarray(chosen)
+    return action
+
   def _end_episode(self, i: int) -> None:
     for j in range(self._N):
-      if self._members[i, j] >= self._population_size:
-        continue  # a frozen snapshot: not a learning member
+      if not self._learns_from(i, j):
+        continue  # a frozen snapshot or a fixed partner: not learning
       self._episode_stats.append(dict(
           member=int(self._members[i, j]),
           episode_return=float(self._returns[i, j]),
@@ -283,8 +327,8 @@ class EnvLoop:
     mask = np.zeros((self._T + 1,), np.float32)
     mask[:length] = 1.
     for j in range(self._N):
-      if self._members[i, j] >= self._population_size:
-        continue  # frozen snapshots are not learned from
+      if not self._learns_from(i, j):
+        continue  # frozen snapshots and fixed partners are not learned from
       seq = Trajectory(
           observation={k: v[j] for k, v in observation.items()},
           mask=mask, core_state=jax.tree.map(lambda x: x[j], self._seq_core[i]),
@@ -347,6 +391,10 @@ class EnvLoop:
         env_steps=self.env_steps,
         num_episodes=self.num_episodes,
         num_snapshots=self.num_snapshots,
+        partner_seat=self._partner_seat.copy(),
+        partner_policy=self._partner_policy.copy(),
+        partner_core=(None if self._partners is None else
+                      jax.tree.map(np.asarray, self._partner_core)),
         episode_stats=list(self._episode_stats))
 
   def set_state(self, state: Dict[str, Any]) -> None:
@@ -374,6 +422,10 @@ class EnvLoop:
     self._seq_core = state['seq_core']
     self._seq_version = state['seq_version']
     self._episode_stats = state['episode_stats']
+    if self._partners is not None and state.get('partner_core') is not None:
+      self._partner_seat = state['partner_seat']
+      self._partner_policy = state['partner_policy']
+      self._partner_core = jax.device_put(state['partner_core'], self._device)
 
 
 class ActorNode:
@@ -399,6 +451,7 @@ class ActorNode:
 
     False if the program stopped before any params were published."""
     from marl_jax import algorithms  # pylint: disable=g-import-not-at-top
+    from marl_jax.runtime import partners as partners_lib  # pylint: disable=g-import-not-at-top
 
     config = self._config
     self._envs = [algorithms.make_env(config)
@@ -424,7 +477,9 @@ class ActorNode:
           self._T, lambda member, seq: self._pending.append((member, seq)),
           seed=seed,
           num_frozen=int(config.get('fsp_pool_size', 0)) if snapshots else 0,
-          joint_episodes=bool(getattr(table, 'joint', False)))
+          joint_episodes=bool(getattr(table, 'joint', False)),
+          partners=partners_lib.load_pool(config.get('partners', ''),
+                                          config.env))
       self._device = jax.local_devices()[0]
       self._period = int(config.get('variable_update_period', 1))
       self._version, self._params = -1, None

@@ -49,10 +49,6 @@ def check_population(config, runtime: str, joint: bool = False) -> None:
   matchmaking = config.get('matchmaking', 'self_play')
   pbt = bool(config.get('pbt_every_updates', 0))
   if config.get('partners', ''):
-    if runtime != 'anakin':
-      raise UnsupportedError(
-          'partners (fixed training partners) play under --runtime=anakin for '
-          'now; the distributed program would ignore them.')
     if joint:
       raise UnsupportedError(
           f'{config.algo} learns from whole episodes that one member plays in '
