@@ -317,12 +317,10 @@ def _resolve_partners(config, prog: str) -> str:
       out.append(item)
       continue
     try:
-      proxy = human_proxy.layout_of(config, 'this run')
+      proxy = human_proxy.layout_of(config, 'this run',
+                                    use='partners=human_proxy', trained=False)
     except ValueError as e:
-      raise UsageError(str(e).replace('--heldout=human_proxy',
-                                      'partners=human_proxy').replace(
-                                          ' was trained on ', ' is on ')
-                       ) from None
+      raise UsageError(str(e)) from None
     out.append(human_proxies.ensure(proxy, split, prog))
   return ','.join(out)
 

@@ -77,9 +77,16 @@ def _covered() -> str:
                    [f'jaxmarl/overcooked_{x}' for x in OVERCOOKED_AI_LAYOUTS])
 
 
-def layout_of(config, where: str) -> Proxy:
-  """The ``Proxy`` (family, layout, observation) of a focal run's config, or
-  ``ValueError`` naming the run when the human data cannot partner it."""
+def layout_of(config, where: str, use: str = '--heldout=human_proxy',
+              trained: bool = True) -> Proxy:
+  """The ``Proxy`` (family, layout, observation) of a run's config, or
+  ``ValueError`` naming the run when the human data cannot partner it.
+
+  ``use`` names what asked (the flag or key) and ``trained`` whether the run
+  was trained already (a held-out evaluation) or is about to be (training
+  partners), for the message."""
+  was = 'was trained' if trained else 'is'
+  on = 'was trained on' if trained else 'is on'
   # pylint: disable=g-import-not-at-top
   from marl_jax.envs import overcooked_human
   from marl_jax.envs.jaxmarl import OVERCOOKED_AI_LAYOUTS
@@ -93,13 +100,13 @@ def layout_of(config, where: str) -> Proxy:
     return Proxy('jaxmarl', jaxmarl_layout, 'GRID')
   if family != 'overcooked' or layout not in overcooked_human.LAYOUTS:
     raise ValueError(
-        f'--heldout=human_proxy: {where} was trained on {config.env}, and the '
-        f'human data covers {_covered()}.')
+        f'{use}: {where} {on} {config.env}, and the human data covers '
+        f'{_covered()}.')
   if not kwargs.get('old_dynamics', False):
     raise ValueError(
-        f'--heldout=human_proxy: {where} was trained under the package\'s '
-        'cooking rules, and the humans played the 2019 rules (a full pot '
-        'cooks by itself): train with --config.env_kwargs.old_dynamics=True.')
+        f'{use}: {where} {was} under the package\'s cooking rules, and the '
+        'humans played the 2019 rules (a full pot cooks by itself): train '
+        'with --config.env_kwargs.old_dynamics=True.')
   return Proxy('overcooked', layout, kwargs.get('observation', 'featurized'))
 
 
