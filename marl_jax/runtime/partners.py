@@ -16,6 +16,9 @@ by a policy drawn uniformly from the pool, and the learner plays the others;
 the learner learns only from its own slots (the partner's rows are masked).
 Every policy of a pool must come from one algorithm with one network (their
 params are stacked, ``[K, ...]``); a pool of different kinds is refused.
+The runs' logged episode returns are those of these mixed episodes (the mean
+over agents, the partner's included); anakin's greedy test episodes and the
+evaluator node still play the learner with itself.
 """
 
 from __future__ import annotations
