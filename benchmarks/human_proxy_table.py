@@ -5,8 +5,9 @@ start cells, under the 2019 cooking rules), in the anakin runtime:
 
   1. the human proxy (``H_proxy``, a clone of the test trials) and ``BC`` (a
      clone of the train trials), ``train.py --algo=bc``;
-  2. SP: ``--seeds`` IPPO self-play agents, one population run whose members
-     are the seeds, with checkpoints at the start, middle and end;
+  2. SP: ``--seeds`` IPPO self-play agents (JaxMARL's IPPO baseline: an MLP
+     on the flattened grid, on every layout), one population run whose
+     members are the seeds, with checkpoints at the start, middle and end;
   3. PPO_BC: IPPO trained with ``BC`` as its fixed partner
      (``--config.partners=human_proxy:train``);
   4. FCP (Strouse et al. 2021), stage 2: IPPO trained with the SP run's
@@ -130,9 +131,14 @@ def main(argv=None) -> int:
     proxy_d = human_proxies.ensure(proxy, 'test', 'human_proxy_table')
     human_proxies.ensure(proxy, 'train', 'human_proxy_table')
     seconds[f'{layout}/clones'] = time.monotonic() - t0
+    # One network on every layout: the cramped_room preset's (JaxMARL's IPPO
+    # baseline, an MLP on the flattened grid), which train.py applies to
+    # cramped_room alone; elsewhere the default would be a conv net.
     common = ['--runtime=anakin', '--algo=ippo', f'--env={env}',
               f'--population_size={S}', f'--num_steps={total}',
-              '--config.progress_every_s=60']
+              '--config.progress_every_s=60',
+              '--config.network.observation_key=GRID',
+              '--config.network.torso=mlp']
     d = {k: os.path.join(out, f'{layout}_{k}') for k in
          ('sp', 'ppo_bc', 'fcp')}
     seconds[f'{layout}/sp'] = _train(d['sp'], common + [
