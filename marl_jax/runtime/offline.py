@@ -114,8 +114,12 @@ def dataset_for(config, env) -> Dataset:
                            f'inside {type(env).__name__}.')
     observe = lambda trial: jaxmarl_human.observations(trial, inner)
   else:
-    while not hasattr(inner, 'observe') and hasattr(inner, 'unwrapped'):
+    while (not hasattr(inner, 'observe') and
+           getattr(inner, 'unwrapped', inner) is not inner):
       inner = inner.unwrapped
+    if not hasattr(inner, 'observe'):
+      raise DatasetError(f'{config.env}: cannot find the Overcooked env '
+                         f'inside {type(env).__name__}.')
     observe = lambda trial: overcooked_human.observations(trial, inner)
   obs, actions, groups = [], [], []
   for i, trial in enumerate(trials):
